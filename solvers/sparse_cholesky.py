@@ -1,0 +1,154 @@
+"""Sparse symmetric positive-definite solves with a fixed sparsity pattern.
+
+The stiffness matrix of one problem always has the same sparsity pattern; only its values change
+from one design to the next. :class:`SymmetricSolver` therefore does the symbolic analysis
+(fill-reducing ordering, elimination tree) once, and per matrix only the numeric factorization.
+
+Backends:
+    * ``"cholmod"``: CHOLMOD's supernodal Cholesky (Chen, Davis, Hager & Rajamanickam 2008) as
+      bundled in the ``cvxopt`` wheel. CHOLMOD reads the LOWER triangle only.
+    * ``"superlu"``: SciPy's SuperLU with the MMD_AT_PLUS_A ordering, used only when cvxopt is
+      missing (it is several times slower; a warning says so once per process).
+
+Conventions: the pattern is the lower triangle (diagonal included) of an ``n x n`` matrix in
+compressed sparse column (CSC) form with sorted row indices; ``data`` has one float64 value per
+stored entry, in CSC order.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.sparse
+import scipy.sparse.linalg
+
+__all__ = ["SymmetricSolver", "SingularMatrixError", "available_backends"]
+
+
+class SingularMatrixError(ValueError):
+    """The matrix is singular or not positive definite (e.g. a structure free to move rigidly)."""
+
+
+def available_backends() -> tuple[str, ...]:
+    """Backends usable in this environment, fastest first."""
+    try:
+        import cvxopt.cholmod  # noqa: F401
+    except ImportError:
+        return ("superlu",)
+    return ("cholmod", "superlu")
+
+
+class SymmetricSolver:
+    """Factorize-and-solve for SPD matrices sharing one lower-triangle CSC pattern.
+
+    The most recent factorization is cached together with a copy of its values: solving again
+    with the same ``data`` (the backward pass, Hessian-vector products) reuses it; new values
+    replace it.
+
+    Args:
+        indptr: int ``(n + 1,)`` CSC column pointers of the lower triangle.
+        indices: int ``(nnz,)`` row indices, sorted within each column, all >= the column.
+        backend: ``"cholmod"``, ``"superlu"`` or None for the fastest available.
+    """
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, backend: str | None = None):
+        self.indptr = np.asarray(indptr, dtype=np.int64)
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.n = self.indptr.size - 1
+        self.nnz = self.indices.size
+        backends = available_backends()
+        if backend is None:
+            backend = backends[0]
+            if backend != "cholmod":
+                warnings.warn(
+                    "cvxopt (which bundles CHOLMOD) is not installed: falling back to SuperLU, "
+                    "which is several times slower. Install it with `pip install cvxopt`.",
+                    RuntimeWarning, stacklevel=2)
+        elif backend not in ("cholmod", "superlu"):
+            raise ValueError(f"backend must be 'cholmod' or 'superlu', got {backend!r}")
+        elif backend not in backends:
+            raise ValueError(f"backend {backend!r} is not available here (have {backends})")
+        self.backend = backend
+        self._columns = np.repeat(np.arange(self.n), np.diff(self.indptr))
+        self._cached_data: np.ndarray | None = None
+        self._solve = None
+        self._symbolic = None
+        self._cvx_matrix = None
+        self.num_factorizations = 0
+
+    # -- factorization -------------------------------------------------------------------
+    def _factorize(self, data: np.ndarray):
+        if self.backend == "cholmod":
+            return self._factorize_cholmod(data)
+        return self._factorize_superlu(data)
+
+    def _factorize_cholmod(self, data: np.ndarray):
+        import cvxopt
+        import cvxopt.cholmod
+
+        if self._cvx_matrix is None:
+            # Triplets given in CSC order, so the matrix's value array follows ``data``'s order.
+            self._cvx_matrix = cvxopt.spmatrix(
+                cvxopt.matrix(data), cvxopt.matrix(self.indices), cvxopt.matrix(self._columns),
+                (self.n, self.n))
+        else:
+            self._cvx_matrix.V = cvxopt.matrix(data)
+        if self._symbolic is None:
+            self._symbolic = cvxopt.cholmod.symbolic(self._cvx_matrix, uplo="L")
+        factor = self._symbolic
+        try:
+            cvxopt.cholmod.numeric(self._cvx_matrix, factor)
+        except ArithmeticError as error:
+            self._symbolic = None  # CHOLMOD leaves a failed factor unusable
+            raise SingularMatrixError(
+                "the matrix is not positive definite (CHOLMOD failed at a pivot): "
+                f"{error}") from None
+
+        def solve(rhs: np.ndarray) -> np.ndarray:
+            b = cvxopt.matrix(np.ascontiguousarray(rhs, dtype=np.float64).reshape(self.n, -1, order="F"))
+            cvxopt.cholmod.solve(factor, b)
+            return np.array(b).reshape(np.shape(rhs), order="F")
+
+        return solve
+
+    def _factorize_superlu(self, data: np.ndarray):
+        lower = scipy.sparse.csc_matrix((data, self.indices, self.indptr), shape=(self.n, self.n))
+        full = (lower + lower.T - scipy.sparse.diags(lower.diagonal())).tocsc()
+        try:
+            lu = scipy.sparse.linalg.splu(full, permc_spec="MMD_AT_PLUS_A")
+        except RuntimeError as error:
+            raise SingularMatrixError(f"the matrix is singular (SuperLU: {error})") from None
+        return lu.solve
+
+    # -- public ----------------------------------------------------------------------------
+    def solve(self, data: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        """Solve ``K(data) u = rhs``.
+
+        Args:
+            data: float64 ``(nnz,)`` values of the lower triangle, CSC order.
+            rhs: float64 ``(n,)`` or ``(n, k)``.
+
+        Returns:
+            float64 array of the shape of ``rhs``.
+
+        Raises:
+            SingularMatrixError: if the matrix is singular / not positive definite, or the
+                solution is not finite.
+        """
+        data = np.asarray(data, dtype=np.float64)
+        if data.shape != (self.nnz,):
+            raise ValueError(f"data has shape {data.shape}, expected ({self.nnz},)")
+        if self._solve is None or not np.array_equal(data, self._cached_data):
+            self._solve = None
+            self._solve = self._factorize(data)
+            self._cached_data = data.copy()
+            self.num_factorizations += 1
+        solution = self._solve(np.asarray(rhs, dtype=np.float64))
+        if not np.all(np.isfinite(solution)):
+            raise SingularMatrixError("the solve produced non-finite values: the matrix is singular")
+        return solution
+
+    def clear(self) -> None:
+        """Forget the cached factorization (the symbolic analysis is kept)."""
+        self._solve = None
+        self._cached_data = None
