@@ -1,0 +1,211 @@
+"""``as_objective``: any model of :mod:`solvers.models` as a :class:`~solvers.flat.FlatObjective`.
+
+``theta`` is the concatenation of the model's trainable tensors in ``model.parameter_specs`` order,
+each raveled in C order, float64. The loss is the compliance of the physics
+(:class:`solvers.physics.Compliance`) of the model's image.
+
+* Pixel models are evaluated without TensorFlow: the image is ``theta`` reshaped to ``(H, W)`` and
+  autograd differentiates the physics directly (gradients and reverse-over-reverse
+  Hessian-vector products).
+* The CNN goes through TensorFlow: ``theta`` is assigned to the model's variables, the image is
+  computed under ``tf.GradientTape`` and handed to the physics through
+  :class:`solvers.bridge.AutogradBridge`; Hessian-vector products use nested tapes
+  (reverse over reverse), exact for the whole graph.
+
+An objective mutates its model's variables: it is not thread-safe, and one model should back one
+objective at a time.
+"""
+from __future__ import annotations
+
+import autograd
+import numpy as np
+
+from .flat import ParameterSpec, flatten, unflatten
+from .physics import Compliance
+
+__all__ = ["ModelObjective", "as_objective"]
+
+
+class ModelObjective:
+    """Flat view of a model + physics (see the module docstring).
+
+    Attributes:
+        model: the wrapped model.
+        problem: its :class:`~solvers.problems.Problem`.
+        model_kind: ``"pixel"`` or ``"cnn"``.
+        volume_constraint: whether the image holds logits for the constrained sigmoid.
+        physics: the :class:`~solvers.physics.Compliance` used.
+        size: number of parameters.
+        parameter_specs: tensor layout of ``theta``.
+    """
+
+    def __init__(self, model, *, penal: float = 3.0, filter_radius: float = 2.0,
+                 physics: Compliance | None = None):
+        self.model = model
+        self.problem = model.problem
+        self.volume_constraint = bool(model.volume_constraint)
+        self.model_kind = "pixel" if _is_pixel_model(model) else "cnn"
+        self.physics = physics if physics is not None else Compliance(
+            self.problem, penal=penal, filter_radius=filter_radius)
+        self.parameter_specs: tuple[ParameterSpec, ...] = tuple(model.parameter_specs)
+        self.size = sum(spec.size for spec in self.parameter_specs)
+        self._initial = np.concatenate([np.asarray(v.numpy(), dtype=np.float64).ravel()
+                                        for v in model.variables])
+        self._shape = (self.problem.height, self.problem.width)
+        loss = self._loss_of_image
+        self._image_value_and_grad = autograd.value_and_grad(loss)
+        self._image_hvp = autograd.make_hvp(loss)
+        self._bridge = None
+
+    # -- plumbing ----------------------------------------------------------------------------
+    @property
+    def penal(self) -> float:
+        return self.physics.penal
+
+    @property
+    def filter_radius(self) -> float:
+        return self.physics.filter_radius
+
+    def _loss_of_image(self, image):
+        return self.physics(image, self.volume_constraint)
+
+    def _check_theta(self, theta: np.ndarray, name: str = "theta") -> np.ndarray:
+        theta = np.asarray(theta, dtype=np.float64)
+        if theta.shape != (self.size,):
+            raise ValueError(f"{name} has shape {theta.shape}; this {self.model_kind} objective has "
+                             f"{self.size} parameters, so ({self.size},) is expected")
+        if not np.all(np.isfinite(theta)):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return theta
+
+    def _assign(self, theta: np.ndarray) -> None:
+        for variable, value in zip(self.model.variables, unflatten(self.parameter_specs, theta).values()):
+            variable.assign(value.reshape(variable.shape))
+
+    def _image(self, theta: np.ndarray) -> np.ndarray:
+        if self.model_kind == "pixel":
+            return theta.reshape(self._shape)
+        self._assign(theta)
+        return np.asarray(self.model().numpy(), dtype=np.float64).reshape(self._shape)
+
+    def _bridge_fn(self):
+        if self._bridge is None:
+            from .bridge import AutogradBridge
+            self._bridge = AutogradBridge(self._loss_of_image)
+        return self._bridge
+
+    # -- FlatObjective -----------------------------------------------------------------------
+    def initial(self) -> np.ndarray:
+        """The model's parameters when the objective was made, float64 ``(size,)``."""
+        return self._initial.copy()
+
+    def unflatten(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Named parameter tensors (views) of a flat vector, in ``parameter_specs`` order."""
+        return unflatten(self.parameter_specs, self._check_theta(theta))
+
+    def flatten(self, tensors) -> np.ndarray:
+        """Inverse of :meth:`unflatten`."""
+        return flatten(self.parameter_specs, tensors)
+
+    def image(self, theta: np.ndarray) -> np.ndarray:
+        """The model's output image ``z`` (logits or densities), float64 ``(H, W)``."""
+        return self._image(self._check_theta(theta))
+
+    def value(self, theta: np.ndarray) -> float:
+        """Compliance at ``theta`` (no derivatives)."""
+        return float(self._loss_of_image(self._image(self._check_theta(theta))))
+
+    def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Compliance and its gradient ``(size,)`` at ``theta``."""
+        theta = self._check_theta(theta)
+        if self.model_kind == "pixel":
+            value, gradient = self._image_value_and_grad(theta.reshape(self._shape))
+            return float(value), np.asarray(gradient, dtype=np.float64).ravel()
+        import tensorflow as tf
+        self._assign(theta)
+        with tf.GradientTape() as tape:
+            loss = self._bridge_fn()(self.model())
+        gradients = tape.gradient(loss, self.model.variables)
+        return float(loss.numpy()), self._flat_tensors(gradients)
+
+    def hvp(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Exact Hessian-vector product ``H(theta) v`` of the whole graph, ``(size,)``."""
+        theta = self._check_theta(theta)
+        v = self._check_theta(v, "v")
+        if self.model_kind == "pixel":
+            product, _ = self._image_hvp(theta.reshape(self._shape))
+            return np.asarray(product(v.reshape(self._shape)), dtype=np.float64).ravel()
+        import tensorflow as tf
+        self._assign(theta)
+        variables = self.model.variables
+        directions = [tf.constant(t.reshape(var.shape), dtype=tf.float64)
+                      for t, var in zip(unflatten(self.parameter_specs, v).values(), variables)]
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                loss = self._bridge_fn()(self.model(), second_order=True)
+            gradients = inner.gradient(loss, variables)
+            projection = tf.add_n([tf.reduce_sum(g * d) for g, d in zip(gradients, directions)
+                                   if g is not None])
+        return self._flat_tensors(outer.gradient(projection, variables))
+
+    def design(self, theta: np.ndarray) -> np.ndarray:
+        """Physical (filtered) density in [0, 1], float64 ``(H, W)``."""
+        image = self._image(self._check_theta(theta))
+        return np.asarray(self.physics.physical_density(image, self.volume_constraint))
+
+    # -- for MMA and OC (pixel model without the sigmoid) ----------------------------------
+    @property
+    def volume_fraction(self) -> float:
+        return float(self.problem.volume_fraction)
+
+    def volume(self, theta: np.ndarray) -> float:
+        """Mean physical density over the mask; the constraint is ``volume <= volume_fraction``."""
+        self._require_densities("volume")
+        return float(self.physics.volume(self._image(self._check_theta(theta))))
+
+    def volume_grad(self, theta: np.ndarray) -> np.ndarray:
+        """Gradient of :meth:`volume` (constant: the volume is linear), ``(size,)``."""
+        self._require_densities("volume_grad")
+        theta = self._check_theta(theta)
+        gradient = autograd.grad(lambda x: self.physics.volume(x))(theta.reshape(self._shape))
+        return np.asarray(gradient).ravel()
+
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Box bounds of the densities: [0, 1] inside the mask, [0, 0] outside; each ``(size,)``."""
+        self._require_densities("bounds")
+        upper = np.asarray(self.problem.mask, dtype=np.float64).ravel()
+        return np.zeros(self.size), upper
+
+    def _require_densities(self, what: str) -> None:
+        if self.model_kind != "pixel" or self.volume_constraint:
+            raise AttributeError(
+                f"{what} is defined for a pixel model of densities only: use "
+                "as_objective(PixelModel(problem, volume_constraint=False))")
+
+    def _flat_tensors(self, tensors) -> np.ndarray:
+        parts = []
+        for tensor, spec in zip(tensors, self.parameter_specs):
+            parts.append(np.zeros(spec.size) if tensor is None
+                         else np.asarray(tensor.numpy(), dtype=np.float64).ravel())
+        return np.concatenate(parts)
+
+
+def _is_pixel_model(model) -> bool:
+    specs = tuple(model.parameter_specs)
+    return len(specs) == 1 and specs[0].kind == "pixels"
+
+
+def as_objective(model, *, penal: float = 3.0, filter_radius: float = 2.0) -> ModelObjective:
+    """The flat objective of ``model`` (a ``PixelModel`` or ``CNNModel``) and its problem's physics.
+
+    Args:
+        model: a model of :mod:`solvers.models`.
+        penal: SIMP penalty p.
+        filter_radius: cone filter radius (0: none).
+
+    Returns:
+        A :class:`ModelObjective` (implements :class:`~solvers.flat.FlatObjective`, plus
+        ``volume``/``volume_grad``/``bounds`` for a density pixel model).
+    """
+    return ModelObjective(model, penal=penal, filter_radius=filter_radius)
