@@ -1,19 +1,20 @@
 """From TensorFlow to the autograd physics, with gradients of gradients.
 
 The network (TensorFlow, float64) produces an image ``z``; the physics (autograd, float64) maps it
-to a scalar loss. :class:`AutogradBridge` makes the physics a TensorFlow function through
-``tf.custom_gradient`` twice over:
+to a scalar loss ``L(z)``. :class:`AutogradBridge` exposes the physics to TensorFlow in the two
+forms that reverse-mode differentiation of the whole graph needs:
 
-* ``loss(z)`` returns the physics value; its gradient is ``dy * grad(z)``;
-* ``grad(z)`` is itself a custom-gradient function whose vector-Jacobian product is the physics
-  Hessian-vector product (the Hessian is symmetric), computed by autograd reverse-over-reverse
-  (``autograd.make_hvp``, which reuses one forward pass for the gradient and the product).
+* :meth:`AutogradBridge.value_and_grad` -> ``(L(z), dL/dz)`` as tensors (a ``tf.numpy_function``);
+  the gradient with respect to the network's variables is then one backward pass of the network
+  with ``output_gradients = dL/dz``.
+* :meth:`AutogradBridge.gradient` -> ``dL/dz`` as a TensorFlow function whose own vector-Jacobian
+  product is the physics Hessian-vector product ``H_z v`` (the Hessian is symmetric), computed by
+  autograd reverse-over-reverse (``autograd.make_hvp``: one forward pass serves the gradient and
+  the product). Differentiating ``J^T dL/dz`` with an outer ``tf.GradientTape`` therefore gives the
+  exact Hessian-vector product ``J^T H_z J v + sum_k (dL/dz_k) d^2 z_k v`` of the whole graph.
 
-So a nested ``tf.GradientTape`` (reverse over reverse) through network and physics gives the exact
-Hessian-vector product of the whole graph. Forward-mode TensorFlow (``ForwardAccumulator``) is not
-supported through the bridge.
-
-Only ``float64`` tensors cross the bridge; the physics never sees float32.
+Both work eagerly and inside ``tf.function``. Only float64 tensors cross the bridge. Forward-mode
+TensorFlow (``ForwardAccumulator``) through the bridge is not supported.
 """
 from __future__ import annotations
 
@@ -27,56 +28,68 @@ __all__ = ["AutogradBridge"]
 
 
 class AutogradBridge:
-    """Wrap a scalar autograd function of one array as a twice-differentiable TF function.
+    """A scalar autograd function of one array, seen from TensorFlow (see the module docstring).
 
     Args:
         function: ``x (shape) -> scalar``, differentiable by autograd to second order.
 
     Attributes:
-        num_value_calls, num_hvp_calls: counters (for benchmarks and tests).
+        num_gradient_calls, num_hvp_calls: how often the physics was differentiated.
     """
 
     def __init__(self, function: Callable[[np.ndarray], float]):
         self.function = function
-        self.num_value_calls = 0
+        self.num_gradient_calls = 0
         self.num_hvp_calls = 0
-        value_and_grad = autograd.value_and_grad(function)
-        make_hvp = autograd.make_hvp(function)
+        self._value_and_grad = autograd.value_and_grad(function)
+        self._make_hvp = autograd.make_hvp(function)
+        self._pending_hvp = None
+        bridge = self
 
         @tf.custom_gradient
-        def loss_once(z):
-            value, gradient = value_and_grad(z.numpy())
-            self.num_value_calls += 1
-            gradient = tf.constant(gradient, dtype=tf.float64)
-            return tf.constant(value, dtype=tf.float64), lambda dy: dy * gradient
-
-        @tf.custom_gradient
-        def gradient_of(z):
-            hvp, gradient = make_hvp(z.numpy())
+        def gradient(z):
+            g = tf.numpy_function(bridge._gradient_keeping_hvp, [z], tf.float64, stateful=True)
+            g = tf.ensure_shape(g, z.shape)
 
             def backward(v):
-                self.num_hvp_calls += 1
-                return tf.constant(hvp(v.numpy()), dtype=tf.float64)
+                product = tf.numpy_function(bridge._apply_hvp, [v], tf.float64, stateful=True)
+                return tf.ensure_shape(product, z.shape)
 
-            return tf.constant(gradient, dtype=tf.float64), backward
+            return g, backward
 
-        @tf.custom_gradient
-        def loss_twice(z):
-            value = function(z.numpy())
-            self.num_value_calls += 1
-            return tf.constant(value, dtype=tf.float64), lambda dy: dy * gradient_of(z)
+        self._gradient = gradient
 
-        self._loss_once = loss_once
-        self._loss_twice = loss_twice
+    # -- numpy side ----------------------------------------------------------------------------
+    def _numpy_value_and_grad(self, z: np.ndarray):
+        self.num_gradient_calls += 1
+        value, gradient = self._value_and_grad(np.asarray(z, dtype=np.float64))
+        return np.float64(value), np.asarray(gradient, dtype=np.float64)
 
-    def __call__(self, z: tf.Tensor, *, second_order: bool = False) -> tf.Tensor:
-        """The loss as a TF scalar.
+    def _gradient_keeping_hvp(self, z: np.ndarray) -> np.ndarray:
+        self.num_gradient_calls += 1
+        self._pending_hvp, gradient = self._make_hvp(np.asarray(z, dtype=np.float64))
+        return np.asarray(gradient, dtype=np.float64)
 
-        Args:
-            z: float64 tensor, the physics input.
-            second_order: build the graph for a second reverse pass (Hessian-vector products).
-                With False the gradient is a constant, computed together with the value.
-        """
-        if z.dtype != tf.float64:
-            raise TypeError(f"the bridge takes float64 tensors, got {z.dtype}")
-        return (self._loss_twice if second_order else self._loss_once)(z)
+    def _apply_hvp(self, v: np.ndarray) -> np.ndarray:
+        if self._pending_hvp is None:
+            raise RuntimeError("Hessian-vector product requested before the gradient was computed")
+        self.num_hvp_calls += 1
+        return np.asarray(self._pending_hvp(np.asarray(v, dtype=np.float64)), dtype=np.float64)
+
+    # -- TensorFlow side ---------------------------------------------------------------------
+    def value_and_grad(self, z: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(L(z), dL/dz)``: a float64 scalar and a tensor shaped like ``z`` (not differentiable)."""
+        _check_dtype(z)
+        value, gradient = tf.numpy_function(self._numpy_value_and_grad, [z],
+                                            [tf.float64, tf.float64], stateful=True)
+        return tf.ensure_shape(value, ()), tf.ensure_shape(gradient, z.shape)
+
+    def gradient(self, z: tf.Tensor) -> tf.Tensor:
+        """``dL/dz``, differentiable once more: its VJP with ``v`` is ``H_z v``."""
+        _check_dtype(z)
+        return self._gradient(z)
+
+
+def _check_dtype(z: tf.Tensor) -> None:
+    if z.dtype != tf.float64:
+        raise TypeError(f"the bridge takes float64 tensors, got {z.dtype}")

@@ -29,8 +29,10 @@ class ParameterSpec:
     Attributes:
         name: unique name, e.g. ``"conv2d_1/kernel"`` or ``"latent"``.
         shape: the tensor's shape in the model's own layout.
-        kind: what the tensor is, for filter normalization: one of ``"conv_kernel"``,
-            ``"dense_kernel"``, ``"bias"``, ``"offset"``, ``"latent"``, ``"pixels"``, ``"other"``.
+        kind: what the tensor is, for filter normalization: one of ``"conv_kernel"``
+            (``(kh, kw, in, out)``), ``"conv_transpose_kernel"`` (``(kh, kw, out, in)``),
+            ``"dense_kernel"`` (``(in, out)``), ``"bias"``, ``"offset"``, ``"latent"``, ``"pixels"``,
+            ``"other"``.
     """
 
     name: str

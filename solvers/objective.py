@@ -35,18 +35,21 @@ class ModelObjective:
         model_kind: ``"pixel"`` or ``"cnn"``.
         volume_constraint: whether the image holds logits for the constrained sigmoid.
         physics: the :class:`~solvers.physics.Compliance` used.
+        compiled: run the CNN's TensorFlow side as ``tf.function`` graphs (faster; False runs
+            eagerly, e.g. for debugging).
         size: number of parameters.
         parameter_specs: tensor layout of ``theta``.
     """
 
     def __init__(self, model, *, penal: float = 3.0, filter_radius: float = 2.0,
-                 physics: Compliance | None = None):
+                 root_tolerance: float = 1e-12, physics: Compliance | None = None,
+                 compiled: bool = True):
         self.model = model
         self.problem = model.problem
         self.volume_constraint = bool(model.volume_constraint)
         self.model_kind = "pixel" if _is_pixel_model(model) else "cnn"
         self.physics = physics if physics is not None else Compliance(
-            self.problem, penal=penal, filter_radius=filter_radius)
+            self.problem, penal=penal, filter_radius=filter_radius, root_tolerance=root_tolerance)
         self.parameter_specs: tuple[ParameterSpec, ...] = tuple(model.parameter_specs)
         self.size = sum(spec.size for spec in self.parameter_specs)
         self._initial = np.concatenate([np.asarray(v.numpy(), dtype=np.float64).ravel()
@@ -55,7 +58,8 @@ class ModelObjective:
         loss = self._loss_of_image
         self._image_value_and_grad = autograd.value_and_grad(loss)
         self._image_hvp = autograd.make_hvp(loss)
-        self._bridge = None
+        self.compiled = compiled
+        self._functions = None
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -88,11 +92,35 @@ class ModelObjective:
         self._assign(theta)
         return np.asarray(self.model().numpy(), dtype=np.float64).reshape(self._shape)
 
-    def _bridge_fn(self):
-        if self._bridge is None:
+    def _tf_functions(self) -> dict:
+        """The CNN's value-and-gradient and Hessian-vector product as (compiled) TF functions."""
+        if self._functions is None:
+            import tensorflow as tf
+
             from .bridge import AutogradBridge
-            self._bridge = AutogradBridge(self._loss_of_image)
-        return self._bridge
+            bridge = AutogradBridge(self._loss_of_image)
+            model, variables = self.model, self.model.variables
+
+            def value_and_grad():
+                with tf.GradientTape() as tape:
+                    image = model()
+                value, image_gradient = bridge.value_and_grad(image)
+                return value, tape.gradient(image, variables, output_gradients=image_gradient)
+
+            def hvp(directions):
+                with tf.GradientTape() as outer:
+                    with tf.GradientTape() as inner:
+                        image = model()
+                    image_gradient = bridge.gradient(image)
+                    gradients = inner.gradient(image, variables, output_gradients=image_gradient)
+                    projection = tf.add_n([tf.reduce_sum(g * d) for g, d in
+                                           zip(gradients, directions) if g is not None])
+                return outer.gradient(projection, variables)
+
+            wrap = tf.function if self.compiled else (lambda f: f)
+            self._functions = {"value_and_grad": wrap(value_and_grad), "hvp": wrap(hvp),
+                               "bridge": bridge}
+        return self._functions
 
     # -- FlatObjective -----------------------------------------------------------------------
     def initial(self) -> np.ndarray:
@@ -121,12 +149,9 @@ class ModelObjective:
         if self.model_kind == "pixel":
             value, gradient = self._image_value_and_grad(theta.reshape(self._shape))
             return float(value), np.asarray(gradient, dtype=np.float64).ravel()
-        import tensorflow as tf
         self._assign(theta)
-        with tf.GradientTape() as tape:
-            loss = self._bridge_fn()(self.model())
-        gradients = tape.gradient(loss, self.model.variables)
-        return float(loss.numpy()), self._flat_tensors(gradients)
+        value, gradients = self._tf_functions()["value_and_grad"]()
+        return float(value.numpy()), self._flat_tensors(gradients)
 
     def hvp(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Exact Hessian-vector product ``H(theta) v`` of the whole graph, ``(size,)``."""
@@ -135,18 +160,10 @@ class ModelObjective:
         if self.model_kind == "pixel":
             product, _ = self._image_hvp(theta.reshape(self._shape))
             return np.asarray(product(v.reshape(self._shape)), dtype=np.float64).ravel()
-        import tensorflow as tf
         self._assign(theta)
-        variables = self.model.variables
-        directions = [tf.constant(t.reshape(var.shape), dtype=tf.float64)
-                      for t, var in zip(unflatten(self.parameter_specs, v).values(), variables)]
-        with tf.GradientTape() as outer:
-            with tf.GradientTape() as inner:
-                loss = self._bridge_fn()(self.model(), second_order=True)
-            gradients = inner.gradient(loss, variables)
-            projection = tf.add_n([tf.reduce_sum(g * d) for g, d in zip(gradients, directions)
-                                   if g is not None])
-        return self._flat_tensors(outer.gradient(projection, variables))
+        directions = [value.reshape(variable.shape) for value, variable in
+                      zip(unflatten(self.parameter_specs, v).values(), self.model.variables)]
+        return self._flat_tensors(self._tf_functions()["hvp"](directions))
 
     def design(self, theta: np.ndarray) -> np.ndarray:
         """Physical (filtered) density in [0, 1], float64 ``(H, W)``."""
@@ -196,16 +213,20 @@ def _is_pixel_model(model) -> bool:
     return len(specs) == 1 and specs[0].kind == "pixels"
 
 
-def as_objective(model, *, penal: float = 3.0, filter_radius: float = 2.0) -> ModelObjective:
+def as_objective(model, *, penal: float = 3.0, filter_radius: float = 2.0,
+                 root_tolerance: float = 1e-12) -> ModelObjective:
     """The flat objective of ``model`` (a ``PixelModel`` or ``CNNModel``) and its problem's physics.
 
     Args:
         model: a model of :mod:`solvers.models`.
         penal: SIMP penalty p.
         filter_radius: cone filter radius (0: none).
+        root_tolerance: bracket width of the volume-constraint bisection (the paper: 1e-12;
+            0 for full precision, e.g. for finite-difference checks).
 
     Returns:
         A :class:`ModelObjective` (implements :class:`~solvers.flat.FlatObjective`, plus
         ``volume``/``volume_grad``/``bounds`` for a density pixel model).
     """
-    return ModelObjective(model, penal=penal, filter_radius=filter_radius)
+    return ModelObjective(model, penal=penal, filter_radius=filter_radius,
+                          root_tolerance=root_tolerance)

@@ -1,0 +1,342 @@
+"""The two parameterizations of the image z: pixels, and the CNN of Hoyer et al. (2019).
+
+A model maps its trainable variables to the image ``z`` (logits or densities, before the
+physics' volume constraint and filter), float64 of shape ``(height, width)``, row 0 at the top.
+Seen from outside, a model is:
+
+    * ``problem``: the :class:`solvers.problems.Problem` it was built for (only ``width``,
+      ``height``, ``mask`` (bool ``(height, width)``) and ``volume_fraction`` are read here);
+    * ``volume_constraint``: whether the physics must map ``z`` through the sigmoid with the
+      volume-fraction shift (``True``: ``z`` are logits) or use ``z * mask`` as densities;
+    * ``variables``: list of trainable float64 ``tf.Variable``, always in the same order;
+    * ``parameter_specs``: tuple of :class:`solvers.flat.ParameterSpec`, same order, shapes
+      in Keras layout (dense kernel ``(in, out)``, conv kernel ``(kh, kw, in, out)``,
+      transposed-conv kernel ``(kh, kw, out, in)``);
+    * ``model()``: the image ``z`` as a float64 ``tf.Tensor`` ``(height, width)`` computed from the
+      current variable values; differentiable twice (nested ``tf.GradientTape``) with respect to
+      the variables.
+
+Everything is float64 and built from TensorFlow ops and float64 ``tf.Variable`` directly (no Keras
+layers, so the global Keras ``floatx`` is never touched). Weights are drawn with Keras initializers
+given explicit integer seeds derived from the model's ``seed`` (Keras initializers without a seed
+draw one from Python's ``random`` module and would not be reproducible).
+
+References:
+    S. Hoyer, J. Sohl-Dickstein, S. Greydanus, "Neural reparameterization improves structural
+    optimization", arXiv:1909.04240 (2019): the CNN and its defaults.
+    MSc thesis "Exploring the optimization process in Neurally Reparameterized Topology
+    Optimization", TU Delft (2021), appendix B.1.2: the Conv2DTranspose variant.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Protocol, runtime_checkable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from solvers.flat import ParameterSpec
+from solvers.upsampling import bilinear_upsample
+
+__all__ = ["CNNConfig", "CNNModel", "ImageModel", "PixelModel", "UPSAMPLING_MODES"]
+
+UPSAMPLING_MODES = ("bilinear", "transpose")
+_NORMALIZATION_EPSILON = 1e-6
+
+
+@runtime_checkable
+class ImageModel(Protocol):
+    """What the objective (``solvers.as_objective``) relies on; see the module docstring."""
+
+    problem: Any
+    volume_constraint: bool
+
+    @property
+    def variables(self) -> list[tf.Variable]: ...
+
+    @property
+    def parameter_specs(self) -> tuple[ParameterSpec, ...]: ...
+
+    def __call__(self) -> tf.Tensor: ...
+
+
+def _problem_mask(problem: Any) -> np.ndarray:
+    """Validate the few fields of ``problem`` read here; return its mask, bool ``(H, W)``."""
+    for field in ("width", "height", "mask", "volume_fraction"):
+        if not hasattr(problem, field):
+            raise TypeError(f"problem must have a {field!r} attribute (a solvers.problems."
+                            f"Problem); got {type(problem).__name__}")
+    width, height = problem.width, problem.height
+    for label, value in (("width", width), ("height", height)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"problem.{label} must be a positive integer; got {value!r}")
+    mask = np.asarray(problem.mask)
+    if mask.shape != (height, width):
+        raise ValueError(f"problem.mask has shape {mask.shape}; expected (height, width) = "
+                         f"({height}, {width})")
+    return mask.astype(bool)
+
+
+class PixelModel:
+    """The image is the variable itself: one float64 ``(height, width)`` tensor.
+
+    Initialized to ``volume_fraction * mask`` (the paper's constant start for the pixel baselines).
+
+    Args:
+        problem: the problem (``width``, ``height``, ``mask``, ``volume_fraction`` are read).
+        volume_constraint: ``True`` when ``z`` are logits for the sigmoid + volume-constraint map
+            (pixels + L-BFGS in the paper); ``False`` when ``z`` are densities in [0, 1] used as
+            ``z * mask`` (MMA, OC).
+    """
+
+    def __init__(self, problem: Any, *, volume_constraint: bool = True):
+        mask = _problem_mask(problem)
+        volume_fraction = float(problem.volume_fraction)
+        if not 0.0 < volume_fraction <= 1.0:
+            raise ValueError(f"problem.volume_fraction must be in (0, 1]; got {volume_fraction}")
+        self.problem = problem
+        self.volume_constraint = bool(volume_constraint)
+        self._pixels = tf.Variable(volume_fraction * mask.astype(np.float64), trainable=True,
+                                   dtype=tf.float64, name="pixels")
+        self._specs = (ParameterSpec("pixels", (problem.height, problem.width), "pixels"),)
+
+    @property
+    def variables(self) -> list[tf.Variable]:
+        """``[pixels]``: one float64 variable of shape ``(height, width)``."""
+        return [self._pixels]
+
+    @property
+    def parameter_specs(self) -> tuple[ParameterSpec, ...]:
+        return self._specs
+
+    def __call__(self) -> tf.Tensor:
+        """The image z: float64 ``(height, width)``, the current pixel values."""
+        return tf.identity(self._pixels)
+
+
+def _is_positive_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= 1
+
+
+@dataclasses.dataclass(frozen=True)
+class CNNConfig:
+    """Architecture of :class:`CNNModel`; the defaults are those of Hoyer et al. (2019).
+
+    Attributes:
+        latent_size: size of the trainable latent input vector.
+        dense_channels: channels of the dense layer's output once reshaped to
+            ``(H / prod(resizes), W / prod(resizes), dense_channels)``.
+        resizes: upsampling factor of each block (integers >= 1).
+        conv_filters: output channels of each block's convolution; same length as ``resizes``;
+            the last must be 1 (the image has one channel).
+        offset_scale: each block adds ``offset_scale * offset`` with a trainable ``offset`` of the
+            block's full output shape ``(1, h, w, c)``; 0 removes the offsets (and their
+            parameters).
+        kernel_size: ``(kh, kw)`` of the convolutions.
+        latent_scale: standard deviation of the latent vector's normal initialization.
+        dense_init_scale: the dense kernel's orthogonal initializer has gain
+            ``dense_init_scale * sqrt(max(units / latent_size, 1))``.
+        upsampling: ``'bilinear'`` (the paper: tanh -> bilinear upsampling -> global
+            normalization -> 'same' Conv2D -> offset; made twice differentiable here) or
+            ``'transpose'`` (the thesis: tanh -> global normalization -> 'same' Conv2DTranspose with
+            ``strides = resize`` -> offset).
+    """
+
+    latent_size: int = 128
+    dense_channels: int = 32
+    resizes: tuple[int, ...] = (1, 2, 2, 2, 1)
+    conv_filters: tuple[int, ...] = (128, 64, 32, 16, 1)
+    offset_scale: float = 10.0
+    kernel_size: tuple[int, int] = (5, 5)
+    latent_scale: float = 1.0
+    dense_init_scale: float = 1.0
+    upsampling: str = "bilinear"
+
+    def __post_init__(self):
+        for name in ("resizes", "conv_filters", "kernel_size"):
+            value = getattr(self, name)
+            if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+                value = (value,) * 2 if name == "kernel_size" else (value,)
+            try:
+                value = tuple(value)
+            except TypeError:
+                raise TypeError(f"{name} must be a tuple of positive integers; got {value!r}")
+            if not all(_is_positive_int(v) for v in value):
+                raise ValueError(f"{name} must contain positive integers only; got {value!r}")
+            object.__setattr__(self, name, tuple(int(v) for v in value))
+        for name in ("latent_size", "dense_channels"):
+            if not _is_positive_int(getattr(self, name)):
+                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}")
+        if not self.resizes:
+            raise ValueError("resizes must name at least one block; got ()")
+        if len(self.resizes) != len(self.conv_filters):
+            raise ValueError(f"resizes {self.resizes} and conv_filters {self.conv_filters} must "
+                             f"have the same length (one entry per block)")
+        if self.conv_filters[-1] != 1:
+            raise ValueError(f"the last of conv_filters must be 1 (the image has one channel); "
+                             f"got {self.conv_filters}")
+        if len(self.kernel_size) != 2:
+            raise ValueError(f"kernel_size must be (kh, kw); got {self.kernel_size}")
+        for name in ("latent_scale", "dense_init_scale"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value)
+                    and value > 0):
+                raise ValueError(f"{name} must be a finite positive number; got {value!r}")
+        if not (isinstance(self.offset_scale, (int, float, np.floating))
+                and math.isfinite(self.offset_scale) and self.offset_scale >= 0):
+            raise ValueError(
+                f"offset_scale must be a finite number >= 0; got {self.offset_scale!r}")
+        if self.upsampling not in UPSAMPLING_MODES:
+            raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}; "
+                             f"got {self.upsampling!r}")
+
+    @property
+    def total_resize(self) -> int:
+        """Product of ``resizes``: the problem's width and height must be multiples of it."""
+        return int(np.prod(self.resizes))
+
+
+def _global_normalization(x: tf.Tensor) -> tf.Tensor:
+    """``(x - mean) / sqrt(var + 1e-6)`` with mean and variance over ALL axes; no parameters.
+
+    Not ``tf.nn.moments``: it computes the variance around ``stop_gradient(mean)``, which leaves
+    the first derivative exact (d var / d mean = 0) but makes the second derivative wrong.
+    """
+    centered = x - tf.reduce_mean(x)
+    variance = tf.reduce_mean(tf.square(centered))
+    return centered * tf.math.rsqrt(variance + _NORMALIZATION_EPSILON)
+
+
+class CNNModel:
+    """The CNN reparameterization of Hoyer et al. (2019), float64 and twice differentiable.
+
+    Layers (``H, W`` the problem's height and width, ``r = config.total_resize``)::
+
+        latent (latent_size,)  ~ N(0, latent_scale**2), trainable
+        dense: (1, latent_size) @ kernel + bias -> (1, (H/r)(W/r) dense_channels), no activation
+        reshape -> (1, H/r, W/r, dense_channels)
+        for each block (resize, filters):
+            bilinear:  tanh -> bilinear upsample x resize -> global normalization
+                       -> Conv2D(filters, kernel_size, 'same') (+ bias)
+            transpose: tanh -> global normalization
+                       -> Conv2DTranspose(filters, kernel_size, strides=resize, 'same') (+ bias)
+            -> + offset_scale * offset   (offset: (1, h, w, filters), zero-initialized)
+        squeeze -> z (H, W)
+
+    Initialization: dense kernel orthogonal with gain ``dense_init_scale*sqrt(max(units /
+    latent_size, 1))``; conv kernels VarianceScaling(scale=1, fan_in, truncated normal) as Keras
+    computes the fans of the kernel's Keras shape; all biases and offsets zero. Every
+    initializer gets its own seed derived from ``seed`` with ``numpy.random.SeedSequence``.
+
+    The volume constraint always applies (``volume_constraint`` is ``True``): the output are logits.
+
+    Variable order (``variables`` and ``parameter_specs``): ``dense/kernel``, ``dense/bias``, then
+    per block ``i``: ``conv_i/kernel`` (or ``conv_transpose_i/kernel``), ``conv_i/bias`` (or
+    ``conv_transpose_i/bias``), ``offset_i`` (when ``offset_scale != 0``); ``latent`` last.
+
+    Args:
+        problem: the problem (``width``, ``height``, ``mask``, ``volume_fraction`` are read);
+            width and height must be multiples of ``config.total_resize``.
+        seed: non-negative integer; the same seed gives bitwise-identical variables.
+        config: the architecture.
+
+    Raises:
+        ValueError: the problem's size is not divisible by ``config.total_resize``, or a bad seed.
+    """
+
+    volume_constraint = True
+
+    def __init__(self, problem: Any, *, seed: int, config: CNNConfig = CNNConfig()):
+        _problem_mask(problem)
+        if not isinstance(config, CNNConfig):
+            raise TypeError(f"config must be a CNNConfig; got {type(config).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+        total = config.total_resize
+        if problem.height % total or problem.width % total:
+            raise ValueError(
+                f"problem size height x width = {problem.height} x {problem.width} must be "
+                f"divisible by the product of resizes {config.resizes} = {total}; choose a size "
+                f"that is a multiple of {total} or other resizes")
+        self.problem = problem
+        self.seed = int(seed)
+        self.config = config
+        seeds = iter(np.random.SeedSequence(self.seed).generate_state(2 + len(config.resizes)))
+
+        def next_seed() -> int:
+            return int(next(seeds) & 0x7FFFFFFF)
+
+        height, width = problem.height // total, problem.width // total
+        channels = config.dense_channels
+        units = height * width * channels
+        gain = config.dense_init_scale * math.sqrt(max(units / config.latent_size, 1.0))
+        self._specs: list[ParameterSpec] = []
+        self._variables: list[tf.Variable] = []
+        self._initial_shape = (1, height, width, channels)
+        dense_initializer = keras.initializers.Orthogonal(gain=gain, seed=next_seed())
+        self._dense_kernel = self._add("dense/kernel", "dense_kernel", dense_initializer(
+            (config.latent_size, units), dtype="float64"))
+        self._dense_bias = self._add("dense/bias", "bias", tf.zeros((units,), tf.float64))
+        self._blocks = []
+        prefix = "conv" if config.upsampling == "bilinear" else "conv_transpose"
+        for index, (resize, filters) in enumerate(zip(config.resizes, config.conv_filters)):
+            height, width = height * resize, width * resize
+            kernel_shape = (*config.kernel_size, channels, filters)
+            if config.upsampling == "transpose":  # Keras Conv2DTranspose layout (kh, kw, out, in)
+                kernel_shape = (*config.kernel_size, filters, channels)
+            initializer = keras.initializers.VarianceScaling(
+                scale=1.0, mode="fan_in", distribution="truncated_normal", seed=next_seed())
+            kind = "conv_kernel" if config.upsampling == "bilinear" else "conv_transpose_kernel"
+            kernel = self._add(f"{prefix}_{index}/kernel", kind,
+                               initializer(kernel_shape, dtype="float64"))
+            bias = self._add(f"{prefix}_{index}/bias", "bias", tf.zeros((filters,), tf.float64))
+            offset = None
+            if config.offset_scale != 0:
+                offset = self._add(f"offset_{index}", "offset",
+                                   tf.zeros((1, height, width, filters), tf.float64))
+            self._blocks.append((resize, kernel, bias, offset, (1, height, width, filters)))
+            channels = filters
+        self._latent = self._add("latent", "latent", keras.initializers.RandomNormal(
+            stddev=config.latent_scale, seed=next_seed())((config.latent_size,), dtype="float64"))
+        self._specs = tuple(self._specs)
+
+    def _add(self, name: str, kind: str, initial_value: Any) -> tf.Variable:
+        variable = tf.Variable(tf.cast(initial_value, tf.float64), trainable=True,
+                               dtype=tf.float64, name=name.replace("/", "_"))
+        self._variables.append(variable)
+        self._specs.append(ParameterSpec(name, tuple(variable.shape), kind))
+        return variable
+
+    @property
+    def variables(self) -> list[tf.Variable]:
+        """The trainable float64 variables, in ``parameter_specs`` order."""
+        return list(self._variables)
+
+    @property
+    def parameter_specs(self) -> tuple[ParameterSpec, ...]:
+        return self._specs
+
+    @property
+    def num_parameters(self) -> int:
+        """Total number of trainable scalars (567,553 for the paper's defaults at 32 x 64)."""
+        return sum(spec.size for spec in self._specs)
+
+    def __call__(self) -> tf.Tensor:
+        """The image z: float64 ``(height, width)`` logits from the current variables."""
+        net = tf.matmul(self._latent[tf.newaxis, :], self._dense_kernel) + self._dense_bias
+        net = tf.reshape(net, self._initial_shape)
+        for resize, kernel, bias, offset, out_shape in self._blocks:
+            net = tf.tanh(net)
+            if self.config.upsampling == "bilinear":
+                net = _global_normalization(bilinear_upsample(net, resize))
+                net = tf.nn.conv2d(net, kernel, strides=1, padding="SAME")
+            else:
+                net = _global_normalization(net)
+                net = tf.nn.conv2d_transpose(net, kernel, output_shape=out_shape,
+                                             strides=resize, padding="SAME")
+            net = net + bias
+            if offset is not None:
+                net = net + self.config.offset_scale * offset
+        return net[0, :, :, 0]

@@ -1,0 +1,107 @@
+"""Benchmark: cost of one objective evaluation, against the SuperLU solve of the published code.
+
+Run with ``python -m studies.benchmark_physics [--repeats N] [--problems NAME ...]``.
+
+For each problem it prints the median wall time of
+    * SuperLU (``scipy.sparse.linalg.splu``, default COLAMD ordering as in the published code)
+      factor + solve of the same free-dof stiffness matrix, measured in the same run;
+    * the physics alone (autograd, logits -> compliance): ``value_and_grad`` and ``hvp``;
+    * the pixel and CNN flat objectives: ``value_and_grad`` and ``hvp``;
+and the ratios the project's targets are stated in. Every repetition perturbs the parameters, so
+no timing benefits from a cached factorization.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import autograd  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy.sparse  # noqa: E402
+import scipy.sparse.linalg  # noqa: E402
+
+DEFAULT_PROBLEMS = ("michell_centered_both_32x64_0.12", "causeway_bridge_middle_128x128_0.1")
+
+
+def _median_time(function, repeats: int) -> float:
+    function(0)  # warm-up (graph building, caches of the pattern)
+    times = []
+    for i in range(1, repeats + 1):
+        start = time.perf_counter()
+        function(i)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _superlu_time(physics, repeats: int, permc_spec: str) -> float:
+    system = physics.system
+    moduli = physics.moduli(physics.initial_design())
+
+    def factor_and_solve(i):
+        values = system.matrix_values(moduli * (1 + 1e-6 * i))
+        lower = scipy.sparse.csc_matrix((values, system.solver.indices, system.solver.indptr),
+                                        shape=(system.num_free,) * 2)
+        full = (lower + lower.T - scipy.sparse.diags(lower.diagonal())).tocsc()
+        scipy.sparse.linalg.splu(full, permc_spec=permc_spec).solve(physics.load)
+
+    return _median_time(factor_and_solve, repeats)
+
+
+def benchmark(name: str, repeats: int) -> dict[str, float]:
+    from solvers import CNNModel, Compliance, PixelModel, as_objective, get_problem
+
+    problem = get_problem(name)
+    physics = Compliance(problem)
+    rng = np.random.default_rng(0)
+    shape = (problem.height, problem.width)
+    z0 = rng.normal(scale=0.5, size=shape)
+    perturb = rng.normal(size=shape)
+    loss = lambda z: physics(z, True)  # noqa: E731
+    value_and_grad = autograd.value_and_grad(loss)
+    make_hvp = autograd.make_hvp(loss)
+    row = {
+        "superlu_colamd": _superlu_time(physics, repeats, "COLAMD"),
+        "superlu_mmd": _superlu_time(physics, repeats, "MMD_AT_PLUS_A"),
+        "physics_vg": _median_time(lambda i: value_and_grad(z0 + 1e-6 * i * perturb), repeats),
+        "physics_hvp": _median_time(lambda i: make_hvp(z0 + 1e-6 * i * perturb)[0](perturb), repeats),
+    }
+    for label, model in (("pixel", PixelModel(problem)), ("cnn", CNNModel(problem, seed=0))):
+        objective = as_objective(model)
+        theta = objective.initial()
+        direction = rng.normal(size=objective.size)
+        row[f"{label}_vg"] = _median_time(
+            lambda i: objective.value_and_grad(theta + 1e-6 * i * direction), repeats)
+        row[f"{label}_hvp"] = _median_time(
+            lambda i: objective.hvp(theta + 1e-6 * i * direction, direction), repeats)
+    return row
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--problems", nargs="+", default=list(DEFAULT_PROBLEMS))
+    args = parser.parse_args(argv)
+    print(f"median wall time in seconds over {args.repeats} repetitions "
+          f"(CPU threads available: {os.cpu_count()})")
+    for name in args.problems:
+        row = benchmark(name, args.repeats)
+        print(f"\n{name}")
+        for key, value in row.items():
+            print(f"  {key:<16} {value:9.4f} s")
+        print("  ratios:")
+        print(f"    physics value_and_grad / SuperLU(COLAMD) factor+solve = "
+              f"{row['physics_vg'] / row['superlu_colamd']:.3f}   (target <= 0.25)")
+        print(f"    physics value_and_grad / SuperLU(MMD_AT_PLUS_A) factor+solve = "
+              f"{row['physics_vg'] / row['superlu_mmd']:.3f}")
+        for label in ("physics", "pixel", "cnn"):
+            print(f"    {label} hvp / value_and_grad = {row[f'{label}_hvp'] / row[f'{label}_vg']:.2f}"
+                  "   (target <= 3)")
+        print(f"    cnn value_and_grad = {row['cnn_vg']:.3f} s   (target <= 0.2 s at 128x128)")
+
+
+if __name__ == "__main__":
+    main()
