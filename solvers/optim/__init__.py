@@ -1,0 +1,11 @@
+"""Implementation of :func:`solvers.optimizers.optimize`, one module per family of methods.
+
+* :mod:`.options`: the frozen option dataclasses of every method;
+* :mod:`.step_sizes`: the thesis's tuned step sizes (Tables B.1-B.3);
+* :mod:`.recording`: the recorder every method reports to, and the L-BFGS-B skip rule;
+* :mod:`.quasi_newton`: ``lbfgs``, ``gd_ls``, ``hd`` and the two-loop recursion;
+* :mod:`.first_order`: ``gd``, ``adam``;
+* :mod:`.constrained`: ``mma``, ``oc``.
+
+The public entry point is :func:`solvers.optimizers.optimize`.
+"""
