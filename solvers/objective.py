@@ -90,7 +90,8 @@ class ModelObjective:
         if self.model_kind == "pixel":
             return theta.reshape(self._shape)
         self._assign(theta)
-        return np.asarray(self.model().numpy(), dtype=np.float64).reshape(self._shape)
+        image = self._tf_functions()["image"]()
+        return np.asarray(image.numpy(), dtype=np.float64).reshape(self._shape)
 
     def _tf_functions(self) -> dict:
         """The CNN's value-and-gradient and Hessian-vector product as (compiled) TF functions."""
@@ -118,8 +119,8 @@ class ModelObjective:
                 return outer.gradient(projection, variables)
 
             wrap = tf.function if self.compiled else (lambda f: f)
-            self._functions = {"value_and_grad": wrap(value_and_grad), "hvp": wrap(hvp),
-                               "bridge": bridge}
+            self._functions = {"image": wrap(lambda: model()), "value_and_grad": wrap(value_and_grad),
+                               "hvp": wrap(hvp), "bridge": bridge}
         return self._functions
 
     # -- FlatObjective -----------------------------------------------------------------------

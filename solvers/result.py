@@ -26,19 +26,42 @@ class RecordOptions:
 
     Attributes:
         iterates_every: keep every k-th iterate theta_k (k = 0, every, 2*every, ... and the last);
-            0 keeps none, 1 keeps all.
+            0 keeps none (unless ``iterates_at`` asks), 1 keeps all.
+        iterates_at: further iterate indices to keep (with their gradients), e.g. ``(10,)``;
+            when any is given, the last iterate is kept too.
         designs_at: iterate indices at which to keep the physical design; -1 means the last one.
         pairs: keep the accepted L-BFGS correction pairs (L-BFGS-type methods only).
+        pairs_until: keep only the pairs whose newer end is iterate <= this (None: all). Enough
+            to rebuild the L-BFGS matrix at that iterate while keeping files of large models small.
     """
 
     iterates_every: int = 0
+    iterates_at: tuple[int, ...] = ()
     designs_at: tuple[int, ...] = (0, -1)
     pairs: bool = True
+    pairs_until: int | None = None
 
     def __post_init__(self):
         if self.iterates_every < 0:
             raise ValueError(f"iterates_every must be >= 0, got {self.iterates_every}")
+        if self.pairs_until is not None and self.pairs_until < 0:
+            raise ValueError(f"pairs_until must be None or >= 0, got {self.pairs_until}")
+        if any(int(i) < 0 for i in self.iterates_at):
+            raise ValueError(f"iterates_at must hold iterate indices >= 0, got {self.iterates_at}")
         object.__setattr__(self, "designs_at", tuple(int(i) for i in self.designs_at))
+        object.__setattr__(self, "iterates_at", tuple(sorted({int(i) for i in self.iterates_at})))
+
+    def keeps_iterate(self, k: int) -> bool:
+        """Whether iterate ``k`` is kept (the last iterate is decided by the recorder)."""
+        every = self.iterates_every
+        return (every > 0 and k % every == 0) or k in self.iterates_at
+
+    def keeps_last_iterate(self) -> bool:
+        return self.iterates_every > 0 or bool(self.iterates_at)
+
+    def keeps_pair(self, k: int) -> bool:
+        """Whether the pair whose newer end is iterate ``k`` is kept."""
+        return self.pairs and (self.pairs_until is None or k <= self.pairs_until)
 
 
 @dataclasses.dataclass

@@ -232,7 +232,7 @@ class Recorder:
             self.local_pair_flags.append(accepted)
             if accepted:
                 pair = (s, y)
-                if self.record.pairs:
+                if self.record.keeps_pair(self._k):
                     self._s_pairs.append(s)
                     self._y_pairs.append(y)
                     self._pair_iterations.append(self._k)
@@ -260,8 +260,7 @@ class Recorder:
 
     def _store_iterate(self) -> None:
         x, _, grad = self.current
-        every = self.record.iterates_every
-        if every > 0 and self._k % every == 0:
+        if self.record.keeps_iterate(self._k):
             self._iterate_indices.append(self._k)
             self._iterates.append(x)
             self._gradients.append(grad)
@@ -308,8 +307,7 @@ class Recorder:
                 iterate_losses.append(self._losses[0] if self._losses else float("nan"))
                 grad_norms.append(float("nan"))
                 step_lengths.append(float("nan"))
-        every = self.record.iterates_every
-        if every > 0 and (not indices or indices[-1] != self._k):
+        if self.record.keeps_last_iterate() and (not indices or indices[-1] != self._k):
             indices.append(self._k)
             iterates.append(x_last)
             gradients.append(g_last)
@@ -321,7 +319,7 @@ class Recorder:
             except Exception as error:  # noqa: BLE001 - keep the run's data regardless
                 message += (f"; the design of the last iterate could not be computed "
                             f"({type(error).__name__}: {error})")
-        keep_iterates = every > 0 or bool(iterates)
+        keep_iterates = self.record.keeps_last_iterate() or bool(iterates)
         keep_pairs = (self.track_pairs and self.record.pairs) or bool(self._s_pairs)
         return OptimizationResult(
             method=self.method,

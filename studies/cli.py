@@ -1,0 +1,423 @@
+"""The ``nrto`` command line: list problems, run optimizations, inspect and plot results.
+
+Commands::
+
+    nrto problems [FAMILY] [--json]
+    nrto optimize --problem NAME --model cnn|pixel --optimizer METHOD [METHOD ...] --steps N
+                  [--seed S ...] [--penal P] [--filter-radius R] [--size WxH --volfrac F]
+                  [--option KEY=VALUE ...] [--model-option KEY=VALUE ...] [--jobs J] --out FILE.h5
+    nrto resume FILE.h5 [--run ID ...] [--jobs J]
+    nrto inspect FILE.h5 [--run ID] [--json]
+    nrto plot FILE.h5 [--run ID ...] --out FIGURE.png
+
+Exit status: 0 success; 1 a run raised (it is stored with status ``failed``); 2 a usage error
+(unknown name, bad size or value, unreadable or unwritable file), reported as ONE line on stderr
+without a traceback (``--debug`` shows it); 130 interrupted by Ctrl-C or SIGTERM (the running
+runs are stored as partial; ``nrto resume`` continues them).
+
+Progress bars and messages go to stderr; tables and JSON go to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import itertools
+import json
+import math
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line (no usage block) with exit status 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# -- argument types --------------------------------------------------------------------------------
+
+
+def _size(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT with positive integers, e.g. "
+                                         f"64x32; got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
+    return value
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    """``key=value`` with the value read as a Python/JSON literal (number, bool, list), else a
+    string: ``learning_rate=0.01`` -> 0.01, ``memory=1`` -> 1, ``upsampling=transpose``."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. learning_rate=0.01; "
+                                         f"got {text!r}")
+    raw = raw.strip()
+    words = {"true": True, "false": False, "none": None, "null": None}
+    if raw.lower() in words:
+        return key, words[raw.lower()]
+    try:
+        return key, ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return key, raw
+
+
+# -- the parser ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``nrto`` argument parser (subcommands problems, optimize, resume, inspect, plot)."""
+    parser = _Parser(prog="nrto", description="Neurally reparameterized topology optimization: "
+                     "run optimizations and look at their results.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    problems = commands.add_parser("problems", help="list the benchmark tasks")
+    problems.add_argument("family", nargs="?", help="only the tasks of this family")
+    problems.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    optimize = commands.add_parser("optimize", help="run optimizations into a results file")
+    optimize.add_argument("--problem", required=True, metavar="NAME",
+                          help="task name (see `nrto problems`), or a family with --size")
+    optimize.add_argument("--size", type=_size, metavar="WxH",
+                          help="build the task's family at this size (width x height elements)")
+    optimize.add_argument("--volfrac", type=_positive_float, metavar="F",
+                          help="volume fraction with --size (default: the task's)")
+    optimize.add_argument("--model", required=True, nargs="+", choices=("cnn", "pixel"))
+    optimize.add_argument("--optimizer", required=True, nargs="+", metavar="METHOD",
+                          help="lbfgs, mma, oc, gd, adam, hd, gd_ls (several: one run each)")
+    optimize.add_argument("--steps", required=True, type=_positive_int, metavar="N",
+                          help="budget of each run (as solvers.optimize counts it)")
+    optimize.add_argument("--seed", nargs="+", type=_non_negative_int, default=[0], metavar="S",
+                          help="seed(s) of the CNN initialization and stochastic methods")
+    optimize.add_argument("--penal", type=_positive_float, default=3.0, help="SIMP penalty p")
+    optimize.add_argument("--filter-radius", type=_positive_float, default=2.0,
+                          help="cone filter radius")
+    optimize.add_argument("--option", type=_key_value, action="append", default=[],
+                          metavar="KEY=VALUE", help="optimizer option (repeatable)")
+    optimize.add_argument("--model-option", type=_key_value, action="append", default=[],
+                          metavar="KEY=VALUE",
+                          help="model option, e.g. upsampling=transpose (repeatable)")
+    optimize.add_argument("--iterates-every", type=_non_negative_int, default=0, metavar="K",
+                          help="store every K-th iterate (0: none)")
+    optimize.add_argument("--iterates-at", type=_non_negative_int, nargs="+", default=[],
+                          metavar="K", help="also store these iterates (e.g. for a spectrum there)")
+    optimize.add_argument("--designs-at", type=int, nargs="+", default=[0, -1], metavar="K",
+                          help="iterates whose design is stored (-1: the last)")
+    optimize.add_argument("--no-pairs", action="store_true",
+                          help="do not store L-BFGS correction pairs")
+    optimize.add_argument("--pairs-until", type=_non_negative_int, default=None, metavar="K",
+                          help="store only the correction pairs up to iterate K (keeps files of "
+                               "large models small; enough for the L-BFGS matrix at K)")
+    _add_run_arguments(optimize)
+    optimize.add_argument("--out", required=True, type=Path, metavar="FILE.h5",
+                          help="results file (created, or runs are added)")
+
+    resume = commands.add_parser("resume", help="continue partial (interrupted) runs")
+    resume.add_argument("file", type=Path, metavar="FILE.h5")
+    resume.add_argument("--run", nargs="+", metavar="ID", help="runs to resume (default: all "
+                        "partial runs)")
+    _add_run_arguments(resume)
+
+    inspect = commands.add_parser("inspect", help="table of the runs in a results file")
+    inspect.add_argument("file", type=Path, metavar="FILE.h5")
+    inspect.add_argument("--run", metavar="ID", help="show one run in detail")
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    plot = commands.add_parser("plot", help="draw designs and loss curves")
+    plot.add_argument("file", type=Path, metavar="FILE.h5")
+    plot.add_argument("--run", nargs="+", metavar="ID", help="runs to draw (default: all)")
+    plot.add_argument("--out", required=True, type=Path, metavar="FIGURE.png")
+    return parser
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=_positive_int, default=1, metavar="J",
+                        help="worker processes running configurations in parallel")
+    parser.add_argument("--checkpoint-every", type=_non_negative_int, default=50, metavar="K",
+                        help="store a partial snapshot every K iterates (0: first and last only)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+def _print_table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _loss(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.6g}"
+
+
+def _command_problems(args) -> int:
+    from solvers.problems import FAMILIES, TASKS
+
+    tasks = list(TASKS)
+    if args.family is not None:
+        if args.family not in FAMILIES:
+            import difflib
+            close = difflib.get_close_matches(args.family, list(FAMILIES), n=3, cutoff=0.6)
+            hint = ("did you mean " + " or ".join(map(repr, close)) + "?") if close else \
+                f"families: {', '.join(FAMILIES)}"
+            raise UsageError(f"unknown family {args.family!r}; {hint}")
+        tasks = [task for task in tasks if task.family == args.family]
+    rows = [{"name": t.name, "family": t.family, "width": t.width, "height": t.height,
+             "volume_fraction": t.volume_fraction, "params": dict(t.params)} for t in tasks]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    _print_table([[r["name"], r["family"], f"{r['width']}x{r['height']}",
+                   f"{r['volume_fraction']:g}",
+                   " ".join(f"{k}={v}" for k, v in r["params"].items())] for r in rows],
+                 ["name", "family", "size", "volfrac", "params"])
+    return EXIT_OK
+
+
+def _optimize_configs(args) -> list:
+    from solvers.result import RecordOptions
+    from studies.runner import ConfigurationError, problem_fields, validate_config
+    from studies.store import RunConfig
+
+    try:
+        problem = problem_fields(args.problem, args.size, args.volfrac)
+        record = RecordOptions(iterates_every=args.iterates_every,
+                               iterates_at=tuple(args.iterates_at),
+                               designs_at=tuple(args.designs_at), pairs=not args.no_pairs,
+                               pairs_until=args.pairs_until)
+        configs = [RunConfig(model=model, optimizer=optimizer, steps=args.steps, seed=seed,
+                             penal=args.penal, filter_radius=args.filter_radius,
+                             options=dict(args.option), model_options=dict(args.model_option),
+                             record=record, **problem)
+                   for model, optimizer, seed in
+                   itertools.product(args.model, args.optimizer, args.seed)]
+        for config in configs:
+            validate_config(config)
+    except (ConfigurationError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    return configs
+
+
+def _report(outcome) -> None:
+    from tqdm import tqdm
+    where = outcome.run_id or "(not stored)"
+    if outcome.error:
+        text = f"{where} {outcome.label}: FAILED: {outcome.error}"
+    else:
+        text = (f"{where} {outcome.label}: {outcome.status}"
+                f"{' (partial)' if outcome.partial else ''}, {outcome.iterations} iterations, "
+                f"final {_loss(outcome.final_loss)}, best {_loss(outcome.best_loss)}")
+    tqdm.write(text, file=sys.stderr)
+
+
+def _run_tasks(tasks, args, path: Path) -> int:
+    from studies.runner import ConfigurationError, RunsInterrupted, run_many
+
+    try:
+        outcomes = run_many(tasks, jobs=args.jobs, progress=not args.no_progress,
+                            checkpoint_every=args.checkpoint_every, report=_report)
+    except RunsInterrupted as stop:
+        stored = sorted(o.run_id for o in stop.outcomes if o.run_id and o.partial)
+        hint = (f"; resume with: nrto resume {path} --run {' '.join(stored)}" if stored else "")
+        print(f"nrto: interrupted{hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ConfigurationError as error:
+        raise UsageError(str(error)) from None
+    return EXIT_RUN_FAILED if any(o.error for o in outcomes) else EXIT_OK
+
+
+def _command_optimize(args) -> int:
+    from studies.runner import RunTask
+    from studies.store import StoreError, check_writable
+
+    configs = _optimize_configs(args)
+    try:
+        check_writable(args.out)
+    except StoreError as error:
+        raise UsageError(str(error)) from None
+    return _run_tasks([RunTask(config, args.out) for config in configs], args, args.out)
+
+
+def _command_resume(args) -> int:
+    from studies.runner import RunTask
+    from studies.store import ResultsFile
+
+    store = ResultsFile(args.file)
+    summaries = {row.run_id: row for row in store.runs()}
+    if args.run:
+        ids = [store.resolve(key) for key in args.run]
+        finished = [run_id for run_id in ids if not summaries[run_id].partial]
+        if finished:
+            raise UsageError(f"{', '.join(finished)} finished already (not partial); "
+                             f"nothing to resume")
+    else:
+        ids = [run_id for run_id, row in summaries.items() if row.partial]
+        if not ids:
+            print(f"nrto resume: no partial runs in {args.file}", file=sys.stderr)
+            return EXIT_OK
+    tasks = [RunTask(summaries[run_id].config, args.file, resume_id=run_id) for run_id in ids]
+    return _run_tasks(tasks, args, args.file)
+
+
+def _command_inspect(args) -> int:
+    from studies.store import ResultsFile
+
+    store = ResultsFile(args.file)
+    if args.run is not None:
+        return _inspect_one(store, args.run, args.json)
+    rows = store.runs()
+    if args.json:
+        print(json.dumps([row.to_dict() for row in rows], indent=2))
+        return EXIT_OK
+    if not rows:
+        print(f"{args.file}: no runs")
+        return EXIT_OK
+    _print_table([[r.run_id, r.config.problem, r.config.model, r.config.optimizer,
+                   str(r.config.seed), f"{r.iterations}/{r.config.steps}", str(r.evaluations),
+                   _loss(r.final_loss), _loss(r.best_loss), "partial" if r.partial else r.status]
+                  for r in rows],
+                 ["run", "problem", "model", "optimizer", "seed", "iters/steps", "evals",
+                  "final loss", "best loss", "status"])
+    return EXIT_OK
+
+
+def _inspect_one(store, key: str, as_json: bool) -> int:
+    import dataclasses
+
+    import numpy as np
+
+    run = store.read(key)
+    result = run.result
+    arrays = {field.name: list(np.shape(getattr(result, field.name)))
+              for field in dataclasses.fields(result)
+              if isinstance(getattr(result, field.name), np.ndarray)}
+    summary = next(row for row in store.runs() if row.run_id == run.run_id).to_dict()
+    detail = {**summary, "message": result.message, "converged": result.converged,
+              "options_used": result.options, "skipped_pairs": result.skipped_pairs,
+              "provenance": {**dataclasses.asdict(run.provenance),
+                             "versions": dict(run.provenance.versions)},
+              "parameters": sum(spec.size for spec in run.parameter_specs) or len(result.x),
+              "arrays": arrays}
+    if as_json:
+        print(json.dumps(detail, indent=2))
+        return EXIT_OK
+    provenance = detail.pop("provenance")
+    lines = [(k, v) for k, v in detail.items() if k not in ("config", "arrays")]
+    lines += [(f"config.{k}", v) for k, v in detail["config"].items()]
+    dirty = " (dirty)" if provenance["git_dirty"] else ""
+    lines += [("git", f"{provenance['git_revision']}{dirty} on {provenance['hostname']}"),
+              ("versions", ", ".join(f"{k} {v}" for k, v in provenance["versions"].items())),
+              ("arrays", ", ".join(f"{name} {tuple(shape)}" for name, shape in arrays.items()))]
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        print(f"{k:>{width}}: {v}")
+    return EXIT_OK
+
+
+def _command_plot(args) -> int:
+    from studies.plotting import plot_runs
+    from studies.store import ResultsFile
+
+    store = ResultsFile(args.file)
+    ids = [store.resolve(key) for key in args.run] if args.run else store.run_ids()
+    if not ids:
+        raise UsageError(f"{args.file} holds no runs to plot")
+    folder = args.out.parent if str(args.out.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {args.out}: folder {folder} does not exist")
+    runs = [store.read(run_id) for run_id in ids]
+    try:
+        plot_runs(runs, args.out)
+    except OSError as error:
+        raise UsageError(f"cannot write {args.out}: {error.strerror or error}") from None
+    except ValueError as error:  # e.g. an image format matplotlib does not know
+        raise UsageError(f"cannot write {args.out}: {error}") from None
+    print(f"wrote {args.out} ({len(runs)} run{'s' if len(runs) > 1 else ''})", file=sys.stderr)
+    return EXIT_OK
+
+
+_COMMANDS = {"problems": _command_problems, "optimize": _command_optimize,
+             "resume": _command_resume, "inspect": _command_inspect, "plot": _command_plot}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nrto`` console script; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
+        return int(exit_.code or 0)
+    if args.command is None:
+        print(f"nrto: error: choose a command: {', '.join(_COMMANDS)} (see nrto --help)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    from studies.runner import interrupt_on_sigterm
+    from studies.store import StoreError
+
+    previous_handler = signal.getsignal(signal.SIGTERM)
+    interrupt_on_sigterm()
+    prog = f"nrto {args.command}"
+    try:
+        return _COMMANDS[args.command](args)
+    except BrokenPipeError:  # e.g. `nrto problems | head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except (UsageError, StoreError, OSError) as error:
+        if args.debug:
+            raise
+        message = str(error)
+        if isinstance(error, OSError) and error.strerror:
+            message = f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+        print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""The ``nrto`` command line: error exits, listings, inspect/plot of stored runs, optimize/resume.
+
+Independent answers: task names encode their size and volume fraction; the losses that inspect
+prints are recomputed from the stored arrays; the loss stored for an optimized run is recomputed
+by evaluating the objective at the stored parameters; a resumed run must start with the
+interrupted run's history.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_store import make_config, make_result
+
+from studies.cli import main
+from studies.store import ResultsFile, write_run
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--problem", "mbb_beam", "--size", "16x8", "--volfrac", "0.5", "--model", "pixel"]
+
+
+def _solvers_can_optimize() -> bool:
+    try:
+        from solvers import as_objective, optimize  # noqa: F401
+        from solvers.models import PixelModel  # noqa: F401
+    except (ImportError, AttributeError):
+        return False
+    return True
+
+
+needs_optimize = pytest.mark.skipif(not _solvers_can_optimize(),
+                                    reason="solvers.optimize / as_objective / models not built yet")
+
+
+@pytest.fixture
+def stored(tmp_path) -> Path:
+    """A results file with a finished run and a partial one (synthetic arrays)."""
+    path = tmp_path / "runs.h5"
+    write_run(path, make_config(0), make_result(0))
+    write_run(path, make_config(1, optimizer="gd", options={"learning_rate": 0.1}),
+              make_result(1, iterations=3, evaluations=4, status="interrupted"))
+    return path
+
+
+def _run(argv, capsys) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _error_cases(tmp_path: Path, stored: Path) -> dict[str, list]:
+    text = tmp_path / "notes.h5"
+    text.write_text("not hdf5")
+    out = ["--out", tmp_path / "new.h5"]
+    return {
+        "no command": [],
+        "unknown command": ["frobnicate"],
+        "missing file": ["inspect", tmp_path / "missing.h5"],
+        "not hdf5": ["inspect", text],
+        "unknown run": ["inspect", stored, "--run", "run-0099"],
+        "plot folder missing": ["plot", stored, "--out", tmp_path / "no" / "fig.png"],
+        "plot format unknown": ["plot", stored, "--out", tmp_path / "fig.nosuchformat"],
+        "unknown family": ["problems", "mbb"],
+        "unknown problem": ["optimize", "--problem", "mbb_bem_96x32_0.5", "--model", "pixel",
+                            "--optimizer", "lbfgs", "--steps", 3, *out],
+        "bad size": ["optimize", *TINY[:3], "16by8", *TINY[4:], "--optimizer", "lbfgs",
+                     "--steps", 3, *out],
+        "size not for the CNN": ["optimize", *TINY[:3], "12x8", *TINY[4:6], "cnn",
+                                 "--optimizer", "lbfgs", "--steps", 3, *out],
+        "unknown optimizer": ["optimize", *TINY, "--optimizer", "lbgfs", "--steps", 3, *out],
+        "mma with the cnn": ["optimize", *TINY[:6], "cnn", "--optimizer", "mma", "--steps", 3,
+                             *out],
+        "option without =": ["optimize", *TINY, "--optimizer", "lbfgs", "--steps", 3,
+                              "--option", "memory", *out],
+        "unknown option": ["optimize", *TINY, "--optimizer", "lbfgs", "--steps", 3,
+                           "--option", "learning_rate=0.1", *out],
+        "zero steps": ["optimize", *TINY, "--optimizer", "lbfgs", "--steps", 0, *out],
+        "unwritable out": ["optimize", *TINY, "--optimizer", "lbfgs", "--steps", 3, "--out",
+                           tmp_path / "no" / "such" / "x.h5"],
+        "out is not a results file": ["optimize", *TINY, "--optimizer", "lbfgs", "--steps", 3,
+                                      "--out", text],
+        "resume a finished run": ["resume", stored, "--run", "run-0000"],
+    }
+
+
+def test_usage_errors_exit_2_with_one_line(tmp_path, stored, capsys):
+    for name, argv in _error_cases(tmp_path, stored).items():
+        code, out, err = _run(argv, capsys)
+        lines = err.strip().splitlines()
+        assert code == 2, (name, err)
+        assert len(lines) == 1 and lines[0].startswith("nrto") and " error: " in lines[0], \
+            (name, err)
+        assert "Traceback" not in err and out == "", name
+    assert not (tmp_path / "new.h5").exists()  # nothing was written by a refused command
+
+
+def test_console_entry_point_exits_2_in_a_fresh_process(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "studies.cli", "inspect",
+                             str(tmp_path / "missing.h5")], capture_output=True, text=True, check=False,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"nrto inspect: error: no such results file: " \
+                                    f"{tmp_path / 'missing.h5'}"
+
+
+def test_problems_lists_every_task_with_its_size_and_volume_fraction(capsys):
+    code, out, _ = _run(["problems"], capsys)
+    assert code == 0
+    rows = [line.split() for line in out.strip().splitlines()[1:]]
+    assert len(rows) == 116
+    pattern = re.compile(r"^(.+)_(\d+)x(\d+)_([0-9.]+)$")
+    for name, family, size, volfrac, *_ in rows:
+        match = pattern.match(name)
+        assert match[1] == family and f"{match[2]}x{match[3]}" == size
+        assert float(match[4]) == float(volfrac)
+    code, out, _ = _run(["problems", "staircase", "--json"], capsys)
+    tasks = json.loads(out)
+    assert code == 0 and len(tasks) == 4 and {t["family"] for t in tasks} == {"staircase"}
+    assert tasks[0]["params"] == {"num_stories": 3}
+    assert [t["name"] for t in tasks] == [r[0] for r in rows if r[1] == "staircase"]
+
+
+def test_inspect_json_and_table_report_the_stored_runs(stored, capsys):
+    code, out, _ = _run(["inspect", stored, "--json"], capsys)
+    assert code == 0
+    rows = json.loads(out)
+    written = [make_result(0), make_result(1, iterations=3, evaluations=4, status="interrupted")]
+    assert [r["run_id"] for r in rows] == ["run-0000", "run-0001"]
+    for row, result, seed in zip(rows, written, (0, 1)):
+        assert row["best_loss"] == float(np.min(result.loss_per_evaluation))
+        assert row["final_loss"] == float(result.loss_per_iterate[-1])
+        assert row["iterations"] == result.iterations and row["seed"] == seed
+        assert row["status"] == result.status and row["problem"] == "mbb_beam_16x8_0.5"
+    assert [r["partial"] for r in rows] == [False, True]
+    assert rows[1]["optimizer"] == "gd" and rows[1]["config"]["options"] == {"learning_rate": 0.1}
+
+    code, out, _ = _run(["inspect", stored], capsys)
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 3
+    assert lines[1].split()[:4] == ["run-0000", "mbb_beam_16x8_0.5", "pixel", "lbfgs"]
+    assert lines[2].split()[-1] == "partial" and lines[1].split()[-1] == "max_steps"
+
+    code, out, _ = _run(["inspect", stored, "--run", "0", "--json"], capsys)
+    detail = json.loads(out)
+    assert detail["arrays"]["iterates"] == list(written[0].iterates.shape)
+    assert detail["arrays"]["designs"] == list(written[0].designs.shape)
+    assert detail["provenance"]["versions"]["numpy"] == np.__version__
+    code, out, _ = _run(["inspect", stored, "--run", "run-0001"], capsys)
+    assert code == 0 and "partial: True" in out
+
+
+def test_plot_writes_an_image_of_the_designs_and_losses(stored, tmp_path, capsys):
+    from matplotlib.image import imread
+
+    for argv, name in (([], "all.png"), (["--run", "run-0000"], "one.png")):
+        code, _, err = _run(["plot", stored, *argv, "--out", tmp_path / name], capsys)
+        assert code == 0, err
+        image = imread(tmp_path / name)
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert image.shape[0] > 200 and image.shape[1] > 400
+        assert image[..., :3].std() > 0.05  # something was drawn
+
+
+@needs_optimize
+def test_optimize_a_tiny_pixel_problem_then_inspect_and_plot(tmp_path, capsys):
+    from studies.runner import build_objective
+
+    path = tmp_path / "tiny.h5"
+    code, _, err = _run(["optimize", *TINY, "--optimizer", "lbfgs", "mma", "--steps", 10,
+                         "--no-progress", "--out", path], capsys)
+    assert code == 0, err
+    store = ResultsFile(path)
+    runs = [store.read(run_id) for run_id in store.run_ids()]
+    assert [run.config.optimizer for run in runs] == ["lbfgs", "mma"]
+    for run in runs:
+        result = run.result
+        assert not run.partial and result.status in ("max_steps", "converged")
+        assert 1 <= result.iterations <= 10 and result.designs.shape[1:] == (8, 16)
+        # independent check: the objective at the stored parameters gives the stored loss
+        objective = build_objective(run.config)
+        assert objective.value(result.x) == pytest.approx(result.loss_per_iterate[-1], rel=1e-9)
+        np.testing.assert_allclose(result.designs[-1], objective.design(result.x), atol=0.5 / 255
+                                   + 1e-9)
+        assert result.loss_per_iterate[-1] < result.loss_per_iterate[0]
+        assert sum(s.size for s in run.parameter_specs) == 16 * 8
+    code, out, _ = _run(["inspect", path, "--json"], capsys)
+    assert code == 0 and [row["status"] for row in json.loads(out)] == [
+        run.result.status for run in runs]
+    code, _, _ = _run(["plot", path, "--out", tmp_path / "tiny.png"], capsys)
+    assert code == 0 and (tmp_path / "tiny.png").stat().st_size > 1000
+
+
+@needs_optimize
+def test_resume_continues_an_interrupted_run(tmp_path, capsys):
+    from solvers import optimize
+    from studies.runner import build_objective
+
+    config = dataclasses.replace(make_config(0, optimizer="gd", steps=12,
+                                             options={"learning_rate": 0.05}))
+    objective = build_objective(config)
+
+    def stop_at_5(info):
+        if info.iteration == 5:
+            raise StopIteration
+
+    partial = optimize(objective, "gd", steps=12, record=config.record, callback=stop_at_5,
+                       learning_rate=0.05)
+    assert partial.status == "interrupted" and partial.iterations == 5
+    path = tmp_path / "resume.h5"
+    run_id = write_run(path, config, partial)
+    assert ResultsFile(path).read(run_id).partial
+
+    code, _, err = _run(["resume", path, "--no-progress"], capsys)
+    assert code == 0, err
+    run = ResultsFile(path).read(run_id)
+    assert len(ResultsFile(path)) == 1 and not run.partial
+    assert run.result.iterations == 12 and run.result.status == "max_steps"
+    np.testing.assert_array_equal(run.result.loss_per_iterate[:6], partial.loss_per_iterate)
+    # fixed-step descent continued from x_5 is the same path as an uninterrupted run
+    straight = optimize(objective, "gd", steps=12, learning_rate=0.05)
+    np.testing.assert_allclose(run.result.loss_per_iterate, straight.loss_per_iterate,
+                               rtol=1e-12)
+
+
+@needs_optimize
+def test_sigterm_stores_the_run_as_partial(tmp_path):
+    path = tmp_path / "term.h5"
+    command = [sys.executable, "-m", "studies.cli", "optimize", *TINY, "--optimizer", "gd",
+               "--option", "learning_rate=0.05", "--steps", "200000", "--checkpoint-every", "20",
+               "--no-progress", "--out", str(path)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO),
+                                    "TF_CPP_MIN_LOG_LEVEL": "3"})
+    deadline = time.monotonic() + 60
+    while not path.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "nrto resume" in err.strip().splitlines()[-1]
+    run = ResultsFile(path).read(0)
+    assert run.partial and run.result.status == "interrupted"
+    assert 0 < run.result.iterations < 200000
+    assert len(run.result.loss_per_iterate) == run.result.iterations + 1
+
+
+@needs_optimize
+def test_parallel_jobs_store_every_run_once(tmp_path, capsys):
+    path = tmp_path / "jobs.h5"
+    code, _, err = _run(["optimize", *TINY, "--optimizer", "lbfgs", "--seed", 0, 1, 2,
+                         "--steps", 8, "--jobs", 2, "--no-progress", "--out", path], capsys)
+    assert code == 0, err
+    store = ResultsFile(path)
+    runs = [store.read(run_id) for run_id in store.run_ids()]
+    assert sorted(run.config.seed for run in runs) == [0, 1, 2]
+    assert all(not run.partial for run in runs)
+    # the pixel model ignores the seed: the three runs are the same computation
+    for run in runs[1:]:
+        np.testing.assert_array_equal(run.result.loss_per_evaluation,
+                                      runs[0].result.loss_per_evaluation)

@@ -1,0 +1,312 @@
+"""The HDF5 results store: round trip, documented layout, partial runs, locking, crash safety.
+
+Independent answers: the arrays written (exact equality), the layout read with plain h5py (the
+schema of results/README.md), git and numpy asked directly, and processes killed with SIGKILL.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from solvers.flat import ParameterSpec
+from solvers.result import OptimizationResult, RecordOptions
+from studies.store import (
+    ResultsFile,
+    RunConfig,
+    RunNotFoundError,
+    StoreFormatError,
+    StoreLockedError,
+    write_run,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+ARRAY_FIELDS = ("x", "loss_per_evaluation", "loss_per_iterate", "grad_norm_per_iterate",
+                "step_length_per_iterate", "iterate_indices", "iterates", "gradients", "s_pairs",
+                "y_pairs", "pair_iterations", "design_indices")
+
+
+def make_result(seed: int = 0, *, n: int = 12, iterations: int = 5, evaluations: int = 9,
+                full: bool = True, status: str = "max_steps") -> OptimizationResult:
+    """A synthetic run with every field filled (``full``) or only the required ones."""
+    rng = np.random.default_rng(seed)
+    losses = np.exp(-np.linspace(0, 3, evaluations)) * 100 + rng.random(evaluations)
+    extra = {}
+    if full:
+        stored = np.array([0, 2, 4, iterations])
+        designs = rng.random((3, 4, 6))
+        designs[0, 0, :3] = [0.0, 1.0, 0.5]
+        extra = {"iterate_indices": stored, "iterates": rng.normal(size=(4, n)),
+                 "gradients": rng.normal(size=(4, n)), "s_pairs": rng.normal(size=(3, n)),
+                 "y_pairs": rng.normal(size=(3, n)), "pair_iterations": np.array([2, 3, 5]),
+                 "skipped_pairs": 1, "design_indices": np.array([0, 3, iterations]),
+                 "designs": designs}
+    step = rng.random(iterations + 1)
+    step[0] = np.nan
+    return OptimizationResult(
+        method="lbfgs", options={"memory": 10, "factr": 1.0, "nested": {"a": [1, 2]}},
+        x=rng.normal(size=n), loss_per_evaluation=losses,
+        loss_per_iterate=np.sort(losses)[::-1][: iterations + 1].copy(),
+        grad_norm_per_iterate=rng.random(iterations + 1), step_length_per_iterate=step,
+        iterations=iterations, evaluations=evaluations, converged=status == "converged",
+        status=status, message=f"synthetic {seed}", elapsed=1.25 + seed, **extra)
+
+
+def make_config(seed: int = 0, **changes) -> RunConfig:
+    config = RunConfig(problem="mbb_beam_16x8_0.5", family="mbb_beam", width=16, height=8,
+                       volume_fraction=0.5, model="pixel", optimizer="lbfgs", steps=10, seed=seed,
+                       options={"memory": 10}, record=RecordOptions(iterates_every=2))
+    return dataclasses.replace(config, **changes)
+
+
+def assert_same_result(read: OptimizationResult, written: OptimizationResult) -> None:
+    for name in ARRAY_FIELDS:
+        expected = getattr(written, name)
+        if expected is None:
+            assert getattr(read, name) is None, name
+        else:
+            np.testing.assert_array_equal(getattr(read, name), expected, err_msg=name)
+            assert getattr(read, name).dtype == np.asarray(expected).dtype or name.endswith(
+                ("indices", "iterations")), name
+    for name in ("method", "iterations", "evaluations", "converged", "status", "message",
+                 "skipped_pairs", "elapsed"):
+        assert getattr(read, name) == getattr(written, name), name
+    assert read.options == json.loads(json.dumps(written.options))
+    if written.designs is None:
+        assert read.designs is None
+    else:
+        # 8-bit quantization over [0, 1]: error at most half a step, 0 and 1 exact.
+        assert np.max(np.abs(read.designs - written.designs)) <= 0.5 / 255 + 1e-12
+        exact = np.isin(written.designs, (0.0, 1.0))
+        np.testing.assert_array_equal(read.designs[exact], written.designs[exact])
+
+
+def test_round_trip_every_field(tmp_path):
+    path = tmp_path / "runs.h5"
+    specs = (ParameterSpec("pixels", (3, 4), "pixels"),)
+    written = [make_result(0), make_result(1, full=False, status="converged")]
+    ids = [write_run(path, make_config(0), written[0], parameter_specs=specs),
+           write_run(path, make_config(1, model="cnn"), written[1])]
+    assert ids == ["run-0000", "run-0001"]
+    store = ResultsFile(path)
+    assert store.run_ids() == ids
+    for run_id, result, seed in zip(ids, written, (0, 1)):
+        run = store.read(run_id)
+        assert_same_result(run.result, result)
+        assert run.config == make_config(seed, model="cnn" if seed else "pixel")
+        assert run.label == run.config.label and not run.partial
+    assert store.read("run-0000").parameter_specs == specs
+    assert store.read("run-0001").parameter_specs == ()
+
+    provenance = store.read(0).provenance
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=False).stdout.strip()
+    assert provenance.git_revision == (head or "unknown")
+    assert provenance.versions["numpy"] == np.__version__
+    assert provenance.versions["h5py"] == h5py.__version__
+
+    rows = store.runs()
+    assert [row.best_loss for row in rows] == [r.loss_per_evaluation.min() for r in written]
+    assert [row.final_loss for row in rows] == [r.loss_per_iterate[-1] for r in written]
+
+
+def test_layout_matches_the_documented_schema(tmp_path):
+    path = tmp_path / "runs.h5"
+    result = make_result(3)
+    write_run(path, make_config(), result)
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["schema"] == "nrto-results"
+        assert handle.attrs["schema_version"] == 1
+        group = handle["runs/run-0000"]
+        config = json.loads(group.attrs["config"])
+        assert config["problem"] == "mbb_beam_16x8_0.5" and config["options"] == {"memory": 10}
+        assert group.attrs["status"] == "max_steps" and not group.attrs["partial"]
+        assert group.attrs["optimizer"] == "lbfgs" and group.attrs["seed"] == 0
+        for name, dataset in group.items():
+            axes = list(dataset.attrs["axes"])
+            assert len(axes) == dataset.ndim, name
+            assert [dim.label for dim in dataset.dims] == axes, name
+        assert list(group["iterates"].attrs["axes"]) == ["stored_iterate", "parameter"]
+        designs = group["designs"]
+        assert designs.dtype == np.uint8 and list(designs.attrs["axes"]) == [
+            "design", "row", "column"]
+        dequantized = designs.attrs["offset"] + designs.attrs["scale"] * designs[()]
+        np.testing.assert_allclose(dequantized, result.designs, atol=0.5 / 255 + 1e-12)
+        np.testing.assert_array_equal(group["loss_per_evaluation"][()],
+                                      result.loss_per_evaluation)
+
+
+def test_nonfinite_designs_and_out_of_range_values(tmp_path):
+    result = make_result(4)
+    result.designs[1, 2, 3] = np.nan
+    result.designs[2, 0, 0] = 1.5  # the quantization range grows to cover it
+    write_run(tmp_path / "r.h5", make_config(), result)
+    read = ResultsFile(tmp_path / "r.h5").read(0).result.designs
+    assert np.isnan(read[1, 2, 3]) and np.isnan(read).sum() == 1
+    finite = np.isfinite(result.designs)
+    assert np.max(np.abs(read[finite] - result.designs[finite])) <= 0.5 * 1.5 / 255 + 1e-12
+
+
+def test_partial_checkpoint_then_final_replaces_it(tmp_path):
+    path = tmp_path / "runs.h5"
+    other = write_run(path, make_config(9), make_result(9))
+    checkpoint = make_result(5, iterations=2, evaluations=4, status="interrupted")
+    run_id = write_run(path, make_config(), checkpoint)
+    store = ResultsFile(path)
+    first = store.read(run_id)
+    assert first.partial and first.result.status == "interrupted"
+    assert [row.partial for row in store.runs()] == [False, True]
+    time.sleep(0.01)
+    final = make_result(5)
+    assert write_run(path, make_config(), final, run_id=run_id) == run_id
+    second = store.read(run_id)
+    assert not second.partial and store.run_ids() == [other, run_id]
+    assert second.provenance.created == first.provenance.created
+    assert second.provenance.updated > first.provenance.updated
+    assert_same_result(second.result, final)
+    assert_same_result(store.read(other).result, make_result(9))  # untouched by the rewrite
+    # ids are never reused and an explicit new id moves the counter on
+    assert write_run(path, make_config(), final, run_id="run-0007") == "run-0007"
+    assert write_run(path, make_config(), final) == "run-0008"
+
+
+def test_replacing_a_checkpoint_does_not_grow_the_file(tmp_path):
+    path = tmp_path / "runs.h5"
+    run_id = write_run(path, make_config(), make_result(0, n=20000, status="interrupted"))
+    size = path.stat().st_size
+    for _ in range(4):
+        write_run(path, make_config(), make_result(0, n=20000, status="interrupted"),
+                  run_id=run_id)
+    assert path.stat().st_size < 1.2 * size
+
+
+def test_resolve_by_number_label_and_close_matches(tmp_path):
+    path = tmp_path / "runs.h5"
+    write_run(path, make_config(0), make_result(0))
+    write_run(path, make_config(1), make_result(1))
+    store = ResultsFile(path)
+    assert store.resolve(1) == store.resolve("1") == store.resolve("run-0001") == "run-0001"
+    assert store.resolve(make_config(0).label) == "run-0000"
+    with pytest.raises(RunNotFoundError, match="did you mean 'run-0001'"):
+        store.resolve("run-0011")
+    with pytest.raises(KeyError):
+        store.read("run-0042")
+
+
+def test_files_that_are_not_results_files(tmp_path):
+    with pytest.raises(StoreFormatError, match="no such results file"):
+        ResultsFile(tmp_path / "missing.h5").runs()
+    text = tmp_path / "notes.h5"
+    text.write_text("hello")
+    with pytest.raises(StoreFormatError, match="not an HDF5 file"):
+        ResultsFile(text).runs()
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as handle:
+        handle["data"] = np.arange(3)
+    with pytest.raises(StoreFormatError, match="not an nrto results file"):
+        write_run(foreign, make_config(), make_result())
+    with h5py.File(foreign, "r") as handle:  # left as it was
+        assert list(handle) == ["data"]
+
+
+def test_config_validates_and_round_trips():
+    config = make_config(seed=None, model_options={"resizes": (1, 2)}, problem_params={"k": 1})
+    assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == dataclasses.replace(
+        config, model_options={"resizes": [1, 2]})
+    for bad in ({"model": "mlp"}, {"steps": 0}, {"volume_fraction": 1.5}, {"seed": -1},
+                {"penal": float("nan")}, {"options": {"f": object()}}, {"problem": ""}):
+        with pytest.raises(ValueError):
+            make_config(**bad)
+
+
+def test_to_xarray_view(tmp_path):
+    result = make_result(6)
+    write_run(tmp_path / "r.h5", make_config(), result)
+    ds = ResultsFile(tmp_path / "r.h5").to_xarray("run-0000")
+    assert ds.loss_per_evaluation.dims == ("evaluation",)
+    np.testing.assert_array_equal(ds.loss_per_iterate.values, result.loss_per_iterate)
+    np.testing.assert_array_equal(ds.iterates.sel(stored_iterate=2).values, result.iterates[1])
+    assert ds.designs.dims == ("design", "row", "column")
+    np.testing.assert_allclose(ds.designs.sel(design=3).values, result.designs[1], atol=0.002)
+    np.testing.assert_array_equal(ds.pair_iteration.values, result.pair_iterations)
+    assert ds.attrs["optimizer"] == "lbfgs" and ds.attrs["run_id"] == "run-0000"
+
+
+def test_a_held_lock_gives_a_clear_error(tmp_path):
+    path = tmp_path / "runs.h5"
+    write_run(path, make_config(), make_result())
+    before = path.read_bytes()
+    with open(tmp_path / ".runs.h5.lock", "w") as lock:  # the documented sidecar lock
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        start = time.monotonic()
+        with pytest.raises(StoreLockedError, match="another process"):
+            write_run(path, make_config(), make_result(), lock_timeout=0.3)
+        assert time.monotonic() - start < 5
+    assert path.read_bytes() == before
+
+
+_WRITER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    sys.path.insert(0, {repo!r})
+    from test_store import make_config, make_result
+    from studies.store import write_run
+    path, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    for i in range(count):
+        write_run(path, make_config(i), make_result(i, n=size))
+        print(i, flush=True)
+""")
+
+
+def _writer(path: Path, count: int, size: int) -> subprocess.Popen:
+    code = _WRITER.format(tests=str(Path(__file__).parent), repo=str(REPO))
+    return subprocess.Popen([sys.executable, "-c", code, str(path), str(count), str(size)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_concurrent_writers_lose_no_run(tmp_path):
+    path = tmp_path / "shared.h5"
+    writers = [_writer(path, 6, 200) for _ in range(2)]
+    for writer in writers:
+        _, err = writer.communicate(timeout=60)
+        assert writer.returncode == 0, err
+    store = ResultsFile(path)
+    assert store.run_ids() == [f"run-{i:04d}" for i in range(12)]
+    assert sorted(row.config.seed for row in store.runs()) == sorted(list(range(6)) * 2)
+
+
+def test_a_writer_killed_mid_write_leaves_a_readable_file(tmp_path):
+    """SIGKILL a process that does nothing but write runs (each copies the whole file), at
+    several moments; every run the file lists must read back completely and exactly. (A writer
+    that modifies the file in place and flushes part of a run fails this test.)"""
+    path = tmp_path / "killed.h5"
+    completed, killed_mid_write = 0, 0
+    for delay in (0.9, 1.3, 1.7):
+        writer = _writer(path, 1000, 60000)  # ~1 MB of float64 per run
+        time.sleep(delay)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+        killed_mid_write += any(".tmp-" in p.name for p in tmp_path.iterdir())
+        store = ResultsFile(path)
+        ids = store.run_ids()
+        assert len(ids) >= completed
+        for run_id in ids:
+            run = store.read(run_id)
+            assert_same_result(run.result, make_result(run.config.seed, n=60000))
+        completed = len(ids)
+    assert completed >= 1
+    assert killed_mid_write >= 1  # the kills did land inside writes (writing is most of the loop)
+    # the next writer removes what a killed writer left behind and carries on
+    write_run(path, make_config(99), make_result(99))
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
+    assert len(ResultsFile(path)) == completed + 1
