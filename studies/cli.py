@@ -9,6 +9,16 @@ Commands::
     nrto resume FILE.h5 [--run ID ...] [--jobs J]
     nrto inspect FILE.h5 [--run ID] [--json]
     nrto plot FILE.h5 [--run ID ...] --out FIGURE.png
+    nrto spectrum FILE.h5 --run ID [--at init|final|K] [--operator hessian|lbfgs]
+                  [--runs 3 --steps 50] [--seed S] [--memory M] [--out FIGURE.png]
+    nrto surface FILE.h5 --run ID [--directions filter|pca|hessian] [--grid 21] [--extent E]
+                 [--at final] [--seed S] [--out FIGURE.png]
+    nrto interpolate FILE.h5 --run ID [--from init|K] [--to final|K] [--points 51]
+    nrto trajectory FILE.h5 --run ID [--out FIGURE.png]
+
+The four analysis commands (``studies.analysis``) store their result in the same file under
+``/runs/<id>/analysis/<kind>/<key>`` (replacing an earlier one of the same name) and draw a figure,
+by default ``<file folder>/<file stem>/<run id>-<kind>-<key>.png``.
 
 Exit status: 0 success; 1 a run raised (it is stored with status ``failed``); 2 a usage error
 (unknown name, bad size or value, unreadable or unwritable file), reported as ONE line on stderr
@@ -82,6 +92,14 @@ def _positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
     return value
+
+
+def _where(text: str):
+    from studies.analysis import AnalysisError, parse_where
+    try:
+        return parse_where(text)
+    except AnalysisError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _key_value(text: str) -> tuple[str, Any]:
@@ -168,6 +186,57 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("file", type=Path, metavar="FILE.h5")
     plot.add_argument("--run", nargs="+", metavar="ID", help="runs to draw (default: all)")
     plot.add_argument("--out", required=True, type=Path, metavar="FIGURE.png")
+
+    spectrum = _analysis_parser(commands, "spectrum", "SLQ eigenvalue density of the Hessian or "
+                                "of the L-BFGS matrix at an iterate")
+    spectrum.add_argument("--at", type=_where, default="final", metavar="init|final|K",
+                          help="the iterate (default: final)")
+    spectrum.add_argument("--operator", choices=("hessian", "lbfgs"), default="hessian",
+                          help="exact Hessian, or the L-BFGS matrix B from the stored pairs")
+    spectrum.add_argument("--runs", type=_positive_int, default=3, metavar="R",
+                          help="random start vectors (default 3)")
+    spectrum.add_argument("--steps", type=_positive_int, default=50, metavar="M",
+                          help="Lanczos steps per run (default 50)")
+    spectrum.add_argument("--seed", type=_non_negative_int, default=0, metavar="S")
+    spectrum.add_argument("--memory", type=_positive_int, default=None, metavar="M",
+                          help="L-BFGS memory (default: the run's own)")
+
+    surface = _analysis_parser(commands, "surface", "loss on a plane through an iterate, with "
+                               "the trajectory projected onto it")
+    surface.add_argument("--directions", choices=("filter", "pca", "hessian"), default="filter",
+                         help="filter-normalized random (default), trajectory PCA, or top-2 "
+                              "Hessian eigenvectors")
+    surface.add_argument("--grid", type=_positive_int, default=21, metavar="G",
+                         help="points per axis (default 21)")
+    surface.add_argument("--extent", type=_positive_float, default=None, metavar="E",
+                         help="coordinates run from -E to E (default: 1 for filter directions, "
+                              "the trajectory's reach for pca and hessian)")
+    surface.add_argument("--at", type=_where, default="final", metavar="init|final|K",
+                         help="the centre (default: final)")
+    surface.add_argument("--seed", type=_non_negative_int, default=0, metavar="S")
+
+    interpolate = _analysis_parser(commands, "interpolate", "loss on the straight line between "
+                                   "two iterates")
+    interpolate.add_argument("--from", dest="start", type=_where, default="init",
+                             metavar="init|K", help="alpha = 0 (default: init)")
+    interpolate.add_argument("--to", dest="end", type=_where, default="final",
+                             metavar="final|K", help="alpha = 1 (default: final)")
+    interpolate.add_argument("--points", type=_positive_int, default=51, metavar="P",
+                             help="points on the line (default 51)")
+
+    _analysis_parser(commands, "trajectory", "metrics of the stored iterates and gradients")
+    return parser
+
+
+def _analysis_parser(commands, name: str, text: str) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=text, description=text + "; stored in the file "
+                                 "under the run, and drawn.")
+    parser.add_argument("file", type=Path, metavar="FILE.h5")
+    parser.add_argument("--run", required=True, metavar="ID", help="run id, number or label")
+    parser.add_argument("--out", type=Path, metavar="FIGURE.png",
+                        help="the figure (default: <file folder>/<file stem>/<run>-<analysis>"
+                             ".png)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -339,17 +408,19 @@ def _inspect_one(store, key: str, as_json: bool) -> int:
               "provenance": {**dataclasses.asdict(run.provenance),
                              "versions": dict(run.provenance.versions)},
               "parameters": sum(spec.size for spec in run.parameter_specs) or len(result.x),
-              "arrays": arrays}
+              "arrays": arrays,
+              "analyses": [stored.name for stored in store.analyses(run.run_id)]}
     if as_json:
         print(json.dumps(detail, indent=2))
         return EXIT_OK
     provenance = detail.pop("provenance")
-    lines = [(k, v) for k, v in detail.items() if k not in ("config", "arrays")]
+    lines = [(k, v) for k, v in detail.items() if k not in ("config", "arrays", "analyses")]
     lines += [(f"config.{k}", v) for k, v in detail["config"].items()]
     dirty = " (dirty)" if provenance["git_dirty"] else ""
     lines += [("git", f"{provenance['git_revision']}{dirty} on {provenance['hostname']}"),
               ("versions", ", ".join(f"{k} {v}" for k, v in provenance["versions"].items())),
-              ("arrays", ", ".join(f"{name} {tuple(shape)}" for name, shape in arrays.items()))]
+              ("arrays", ", ".join(f"{name} {tuple(shape)}" for name, shape in arrays.items())),
+              ("analyses", ", ".join(detail["analyses"]) or "none")]
     width = max(len(k) for k, _ in lines)
     for k, v in lines:
         print(f"{k:>{width}}: {v}")
@@ -378,8 +449,83 @@ def _command_plot(args) -> int:
     return EXIT_OK
 
 
+def _command_analysis(args) -> int:
+    """spectrum, surface, interpolate, trajectory: compute, store, draw, print a summary."""
+    from studies import analysis
+    from studies.store import StoreError, check_writable
+
+    try:
+        check_writable(args.file)
+    except StoreError as error:
+        raise UsageError(str(error)) from None
+    if args.out is not None:
+        folder = args.out.parent if str(args.out.parent) else Path(".")
+        if not folder.is_dir():
+            raise UsageError(f"cannot write {args.out}: folder {folder} does not exist")
+    try:
+        analyzer = analysis.RunAnalyzer(args.file, args.run)
+        with analysis.progress_bar(f"{analyzer.run_id} {args.command}",
+                                   enabled=not args.no_progress) as progress:
+            if args.command == "spectrum":
+                record = analyzer.spectrum(at=args.at, operator=args.operator, runs=args.runs,
+                                           steps=args.steps, seed=args.seed, memory=args.memory,
+                                           progress=progress)
+            elif args.command == "surface":
+                record = analyzer.surface(at=args.at, directions=args.directions,
+                                          grid=args.grid, extent=args.extent, seed=args.seed,
+                                          progress=progress)
+            elif args.command == "interpolate":
+                record = analyzer.interpolation(start=args.start, end=args.end,
+                                                points=args.points, progress=progress)
+            else:
+                record = analyzer.trajectory()
+    except analysis.AnalysisError as error:
+        raise UsageError(str(error)) from None
+    try:
+        figure = analysis.draw(record, args.out)
+    except ValueError as error:  # e.g. an image format matplotlib does not know
+        raise UsageError(f"cannot write {args.out}: {error}") from None
+    print(_analysis_summary(record))
+    print(f"stored {args.file}:/runs/{record.run_id}/analysis/{record.name}; figure {figure}",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def _analysis_summary(record) -> str:
+    """One line: what was computed and its headline numbers."""
+    import numpy as np
+
+    from studies import analysis
+
+    head = f"{record.run_id} {record.name}:"
+    if isinstance(record, analysis.SpectrumAnalysis):
+        low, high = record.extremes
+        s = record.settings
+        return (f"{head} {record.operator} at iterate {record.iterate}, {s['runs']} x "
+                f"{s['steps']} SLQ, n = {s['dimension']}: eigenvalues in [{low:.6g}, {high:.6g}], "
+                f"trace ~ {record.trace:.6g}")
+    if isinstance(record, analysis.SurfaceAnalysis):
+        losses = record.surface.losses
+        far = float(np.max(record.projection.distances))
+        return (f"{head} {record.directions} directions around iterate {record.iterate}, "
+                f"{losses.shape[0]}x{losses.shape[1]} grid: loss in "
+                f"[{_loss(np.nanmin(losses))}, {_loss(np.nanmax(losses))}], trajectory up to "
+                f"{far:.4g} off the plane")
+    if isinstance(record, analysis.InterpolationAnalysis):
+        losses = record.interpolation.losses
+        return (f"{head} iterate {record.start_iterate} -> {record.end_iterate}, {losses.size} "
+                f"points: loss {_loss(losses[0])} -> {_loss(losses[-1])}, highest "
+                f"{_loss(np.nanmax(losses))}")
+    metrics = record.metrics
+    return (f"{head} {record.iterate_indices.size} stored iterates: distance travelled "
+            f"{metrics.distance_from_start[-1]:.4g}, final gradient norm "
+            f"{metrics.gradient_norm[-1]:.4g}")
+
+
 _COMMANDS = {"problems": _command_problems, "optimize": _command_optimize,
-             "resume": _command_resume, "inspect": _command_inspect, "plot": _command_plot}
+             "resume": _command_resume, "inspect": _command_inspect, "plot": _command_plot,
+             "spectrum": _command_analysis, "surface": _command_analysis,
+             "interpolate": _command_analysis, "trajectory": _command_analysis}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,17 +1,26 @@
 """Figures of the landscape tools: spectra, surfaces, interpolations and trajectory metrics.
 
 Each function takes typed results of :mod:`landscape` and writes one PNG (matplotlib, Agg backend).
-Conventions follow the literature: spectral densities on a symmetric-log eigenvalue axis with a
-log density axis (Ghorbani et al. 2019), surfaces as contours of log10 loss (Li et al. 2018).
+Conventions follow the literature: spectral densities with a log density axis (Ghorbani et al.
+2019), here over a symmetric-log eigenvalue axis and smoothed per decade of it; surfaces as
+contours of log10 loss (Li et al. 2018).
 """
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["plot_spectra", "plot_surface", "plot_interpolations", "plot_trajectory_metrics"]
+__all__ = [
+    "plot_interpolations",
+    "plot_spectra",
+    "plot_surface",
+    "plot_trajectory_metrics",
+    "spectrum_grid",
+    "symlog_coordinate",
+    "symlog_density",
+]
 
 
 def _pyplot():
@@ -33,46 +42,114 @@ def _save(fig, path: str | os.PathLike) -> str:
 
 
 def spectrum_grid(spectra: Sequence, points: int = 2001) -> tuple[np.ndarray, float]:
-    """A symmetric-log-spaced eigenvalue grid covering all spectra, and a linear threshold.
+    """A symmetric-log-spaced eigenvalue grid covering the nodes of all spectra, and the linear
+    threshold of the symlog axis (1e-6 of the largest |node|).
+
+    Only the sides of zero that hold nodes are covered beyond the threshold (a positive definite
+    L-BFGS matrix gets no negative half).
 
     Returns:
-        grid ``(points,)`` and the symlog linear threshold (1e-6 of the largest |node|).
+        grid ``(g,)`` ascending, and the threshold.
     """
-    largest = max(float(np.max(np.abs(s.nodes[s.weights > 0]))) for s in spectra)
-    largest = max(largest, 1e-300)
+    nodes = np.concatenate([s.nodes[s.weights > 0] for s in spectra])
+    largest = max(float(np.max(np.abs(nodes))), 1e-300)
     threshold = 1e-6 * largest
-    positive = np.geomspace(threshold, 1.1 * largest, points // 2)
-    grid = np.concatenate([-positive[::-1], [0.0], positive])
-    return grid, threshold
+    half = max(points // 2, 2)
+    parts = [np.linspace(-threshold, threshold, 21)]
+    if nodes.max() > threshold:
+        parts.append(np.geomspace(threshold, 1.5 * nodes.max(), half))
+    if nodes.min() < -threshold:
+        parts.append(-np.geomspace(threshold, -1.5 * nodes.min(), half))
+    return np.unique(np.concatenate(parts)), threshold
 
 
-def plot_spectra(path, spectra: Mapping[str, object], *, relative_sigma: float = 1e-3,
+def _symlog_ticks(ax, low: float, high: float, threshold: float, most: int = 5) -> None:
+    """Ticks at powers of ten (at most ``most`` per side of zero) labelled ``±10^e``."""
+    ticks = [0.0]
+    for sign, extreme in ((1.0, high), (-1.0, -low)):
+        if extreme <= threshold:
+            continue
+        exponents = np.arange(np.ceil(np.log10(threshold)), np.floor(np.log10(extreme)) + 1)
+        step = max(1, int(np.ceil(len(exponents) / most)))
+        exponents = exponents[::-1][::step][::-1]  # keep the largest decade
+        ticks += [sign * 10.0 ** e for e in exponents]
+    ticks = sorted(ticks)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(["0" if t == 0 else f"${'-' if t < 0 else ''}10^{{{int(np.log10(abs(t)))}}}$"
+                        for t in ticks])
+    ax.xaxis.set_minor_locator(_null_locator())
+
+
+def _null_locator():
+    from matplotlib.ticker import NullLocator
+    return NullLocator()
+
+
+def symlog_coordinate(values: np.ndarray, threshold: float) -> np.ndarray:
+    """``sign(x) log10(1 + |x| / threshold)``: decades away from the linear band ``|x| <
+    threshold`` (the coordinate of a symmetric-log axis)."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.sign(values) * np.log10(1.0 + np.abs(values) / threshold)
+
+
+def symlog_density(spectrum, grid: np.ndarray, threshold: float,
+                   width_decades: float = 0.05) -> np.ndarray:
+    """Smoothed eigenvalue density per unit of the symmetric-log coordinate (per decade).
+
+    The quadrature nodes ``theta`` and weights ``tau^2`` of a :class:`landscape.Spectrum` are
+    smoothed by a Gaussian of standard deviation ``width_decades`` in
+    :func:`symlog_coordinate`, so every scale gets the same relative resolution (a Gaussian of a
+    fixed width in the eigenvalue itself blurs all scales below its width into one plateau).
+    The result integrates to 1 over the coordinate.
+
+    Returns:
+        float64 ``(g,)`` density at ``grid``.
+    """
+    used = spectrum.weights > 0
+    nodes = symlog_coordinate(spectrum.nodes[used], threshold)
+    weights = spectrum.weights[used]
+    points = symlog_coordinate(grid, threshold)
+    total = np.zeros(points.shape)
+    for start in range(0, nodes.size, 256):                       # bounded memory
+        diff = (points[:, None] - nodes[None, start:start + 256]) / width_decades
+        kernel = np.exp(-0.5 * diff ** 2) / (width_decades * np.sqrt(2.0 * np.pi))
+        total += kernel @ weights[start:start + 256]
+    return total / spectrum.num_runs
+
+
+def plot_spectra(path, spectra: Mapping[str, object], *, width_decades: float = 0.05,
                  title: str = "") -> str:
     """Smoothed eigenvalue densities of several :class:`landscape.Spectrum` objects.
 
-    The Gaussian kernel's standard deviation is ``relative_sigma * max|eigenvalue|`` (spectra of
-    the compliance span many orders of magnitude, so a fixed sigma would hide all but one scale);
-    the thesis's absolute setting (variance 1e-4) is available through :meth:`Spectrum.density`.
-    Quadrature nodes are drawn as ticks at the bottom.
+    A log density axis over a symmetric-log eigenvalue axis (the compliance's spectra span many
+    orders of magnitude, and differ by orders of magnitude between iterates); the density is
+    taken per decade of that axis (:func:`symlog_density`; Ghorbani et al. 2019 smooth with a
+    Gaussian of fixed width on a linear axis, available as :meth:`landscape.Spectrum.density`).
+    The quadrature nodes are drawn as ticks at the bottom.
     """
     plt = _pyplot()
+    spectra = dict(spectra)
     grid, threshold = spectrum_grid(list(spectra.values()))
-    sigma = relative_sigma * grid[-1] / 1.1
+    densities = {label: symlog_density(spectrum, grid, threshold, width_decades)
+                 for label, spectrum in spectra.items()}
+    top = max(float(np.max(d)) for d in densities.values())
+    bottom = top * 1e-10
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, spectrum in spectra.items():
-        density = spectrum.density(grid, sigma)
-        line, = ax.plot(grid, np.maximum(density, 1e-300), label=label)
+        line, = ax.plot(grid, np.maximum(densities[label], bottom * 1e-3), label=label)
         nodes = spectrum.nodes[spectrum.weights > 0]
-        ax.plot(nodes, np.full(nodes.shape, 1e-300), "|", color=line.get_color(), alpha=0.5)
+        ax.plot(nodes, np.full(nodes.shape, bottom * 3), "|", color=line.get_color(),
+                alpha=0.6, markersize=10)
     ax.set_xscale("symlog", linthresh=threshold)
     ax.set_yscale("log")
-    positive = [spectrum.density(grid, sigma) for spectrum in spectra.values()]
-    top = max(float(np.max(d)) for d in positive)
-    ax.set_ylim(top * 1e-12, top * 3)
-    ax.set_xlabel("eigenvalue (symlog)")
-    ax.set_ylabel(f"density (Gaussian kernel, sigma = {relative_sigma:g} x max|eigenvalue|)")
-    ax.set_title(title or "Hessian spectral density (SLQ)")
-    ax.legend()
+    ax.set_xlim(grid[0], grid[-1])
+    ax.set_ylim(bottom, top * 3)
+    _symlog_ticks(ax, grid[0], grid[-1], threshold)
+    ax.set_xlabel(f"eigenvalue (symmetric log axis, linear within ±{threshold:.1e})")
+    ax.set_ylabel("density per decade")
+    ax.set_title(title or "spectral density (SLQ)", fontsize=10)
+    ax.legend(fontsize=8, title=f"Gaussian kernel of {width_decades:g} decades; "
+              f"ticks: quadrature nodes", title_fontsize=7)
     return _save(fig, path)
 
 
@@ -128,7 +205,8 @@ def plot_trajectory_metrics(path, metrics, *, iterations: np.ndarray | None = No
         ("gradient norm", metrics.gradient_norm, "log"),
         ("cos(successive gradients)", metrics.gradient_cosine, "linear"),
         ("cos(successive steps)", metrics.step_cosine, "linear"),
-        ("gradient projected on direction to final", metrics.gradient_projection_to_final, "symlog"),
+        ("gradient projected on direction to final", metrics.gradient_projection_to_final,
+         "symlog"),
         ("star-convexity residual", metrics.star_convexity_residual, "symlog"),
         ("PCA explained variance (PC1, PC2)", metrics.pca_explained_variance, "linear"),
     ]

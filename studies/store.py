@@ -8,6 +8,11 @@ This module is the only writer (and the reference reader) of the schema document
                             flat copies), status, partial flag, provenance (package versions, git)
     /runs/<run_id>/<name>   float64 / int64 / uint8 datasets with an ``axes`` attribute naming every
                             axis (also set as HDF5 dimension labels)
+    /runs/<run_id>/analysis/<kind>/<key>/
+                            one group per analysis of the run (``studies.analysis``): attrs
+                            ``settings`` (JSON), kind, key, created, run_updated, git_revision;
+                            datasets with ``axes`` attributes. Written by :func:`write_analysis`
+                            (same atomic rewrite); rewriting the run drops them.
 
 Conventions:
     * Indices follow :mod:`solvers.result`: evaluation ``e``, iterate ``k`` (0 = start), pair ``j``.
@@ -37,7 +42,7 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +55,7 @@ __all__ = [
     "MODEL_KINDS",
     "SCHEMA",
     "SCHEMA_VERSION",
+    "AnalysisSummary",
     "Provenance",
     "ResultsFile",
     "RunConfig",
@@ -58,8 +64,10 @@ __all__ = [
     "StoreError",
     "StoreFormatError",
     "StoreLockedError",
+    "StoredAnalysis",
     "StoredRun",
     "check_writable",
+    "write_analysis",
     "write_run",
 ]
 
@@ -67,6 +75,7 @@ SCHEMA = "nrto-results"
 SCHEMA_VERSION = 1
 MODEL_KINDS = ("cnn", "pixel")
 _RUN_ID = re.compile(r"^run-(\d{4,})$")
+_ANALYSIS_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PACKAGES = ("numpy", "scipy", "h5py", "tensorflow", "keras", "autograd", "cvxopt", "nlopt",
              "scikit-image", "xarray", "matplotlib", "tqdm", "nrto")
 
@@ -311,6 +320,51 @@ class StoredRun:
     parameter_specs: tuple[ParameterSpec, ...] = ()
 
 
+@dataclasses.dataclass(frozen=True)
+class AnalysisSummary:
+    """One stored analysis of a run, without its arrays (see :meth:`ResultsFile.analyses`).
+
+    Attributes:
+        name: ``"<kind>/<key>"``, e.g. ``"spectrum/hessian_k0"``.
+        kind, key: the two parts of the name.
+        settings: what the analysis was computed with (the ``settings`` JSON attribute).
+        created: ISO 8601 UTC time of the write.
+        shapes: dataset name -> shape.
+    """
+
+    name: str
+    kind: str
+    key: str
+    settings: Mapping[str, Any]
+    created: str
+    shapes: Mapping[str, tuple[int, ...]]
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredAnalysis:
+    """One analysis read back from the store (see :func:`write_analysis`).
+
+    Attributes:
+        run_id: the run it belongs to.
+        name, kind, key, settings, created: as in :class:`AnalysisSummary`.
+        arrays: dataset name -> array, as written.
+        axes: dataset name -> names of its axes.
+        run_updated: the run's ``updated`` time when the analysis was written.
+        git_revision: commit of the checkout that computed it.
+    """
+
+    run_id: str
+    name: str
+    kind: str
+    key: str
+    settings: Mapping[str, Any]
+    created: str
+    arrays: Mapping[str, np.ndarray]
+    axes: Mapping[str, tuple[str, ...]]
+    run_updated: str
+    git_revision: str
+
+
 # -- provenance ------------------------------------------------------------------------------------
 
 
@@ -441,8 +495,6 @@ def write_run(path: str | os.PathLike, config: RunConfig, result: OptimizationRe
         StoreLockedError: another writer held the lock too long.
         ValueError: a malformed ``run_id`` or an inconsistent ``result``.
     """
-    import h5py
-
     path = Path(path)
     if not isinstance(config, RunConfig):
         raise TypeError(f"config must be a RunConfig; got {type(config).__name__}")
@@ -451,6 +503,41 @@ def write_run(path: str | os.PathLike, config: RunConfig, result: OptimizationRe
     if run_id is not None and not _RUN_ID.match(run_id):
         raise ValueError(f"run_id must look like 'run-0003'; got {run_id!r}")
     partial = result.status == "interrupted" if partial is None else bool(partial)
+    with _atomic_rewrite(path, lock_timeout) as target:
+        created = None
+        target.attrs["schema"] = SCHEMA
+        target.attrs["schema_version"] = SCHEMA_VERSION
+        target.attrs["created"] = _now()
+        runs = target.create_group("runs")
+        next_number = 0
+        if path.exists():
+            with _open(path) as source:
+                target.attrs["created"] = source.attrs.get("created", _now())
+                next_number = int(source.attrs.get("next_run_number", 0))
+                for name, group in source["runs"].items():
+                    if name == run_id:
+                        created = group.attrs.get("created")
+                    else:
+                        source.copy(group, runs, name=name)
+        if run_id is None:
+            run_id = f"run-{next_number:04d}"
+        next_number = max(next_number, int(_RUN_ID.match(run_id)[1]) + 1)
+        target.attrs["next_run_number"] = next_number
+        _write_group(runs.create_group(run_id), config, result, partial,
+                     parameter_specs, created)
+    return run_id
+
+
+@contextlib.contextmanager
+def _atomic_rewrite(path: Path, lock_timeout: float):
+    """Under the write lock, yield a new (empty, writable) ``h5py.File`` that replaces ``path``.
+
+    The caller fills it (reading ``path`` if it wants to carry its content over); on a normal exit
+    it is fsync'ed and renamed over ``path`` and the folder is fsync'ed. On any exception the
+    temporary file is removed and ``path`` is left as it was.
+    """
+    import h5py
+
     with _write_lock(path, lock_timeout):
         for stale in (path.parent if str(path.parent) else Path(".")).iterdir():
             if stale.name.startswith(_temporary_prefix(path)):
@@ -458,33 +545,106 @@ def write_run(path: str | os.PathLike, config: RunConfig, result: OptimizationRe
         temporary = path.with_name(f"{_temporary_prefix(path)}{os.getpid()}")
         try:
             with h5py.File(temporary, "w") as target:
-                created = None
-                target.attrs["schema"] = SCHEMA
-                target.attrs["schema_version"] = SCHEMA_VERSION
-                target.attrs["created"] = _now()
-                runs = target.create_group("runs")
-                next_number = 0
-                if path.exists():
-                    with _open(path) as source:
-                        target.attrs["created"] = source.attrs.get("created", _now())
-                        next_number = int(source.attrs.get("next_run_number", 0))
-                        for name, group in source["runs"].items():
-                            if name == run_id:
-                                created = group.attrs.get("created")
-                            else:
-                                source.copy(group, runs, name=name)
-                if run_id is None:
-                    run_id = f"run-{next_number:04d}"
-                next_number = max(next_number, int(_RUN_ID.match(run_id)[1]) + 1)
-                target.attrs["next_run_number"] = next_number
-                _write_group(runs.create_group(run_id), config, result, partial,
-                             parameter_specs, created)
+                yield target
             _fsync(temporary)
             os.replace(temporary, path)
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
         _fsync(path.parent if str(path.parent) else Path("."), directory=True)
+
+
+def _analysis_parts(name: str) -> tuple[str, str]:
+    """``"kind/key"`` -> ``(kind, key)``, each a plain name (letters, digits, ``_ . -``)."""
+    parts = str(name).split("/")
+    if len(parts) != 2 or not all(_ANALYSIS_PART.match(part) for part in parts):
+        raise ValueError(f"an analysis name must look like 'kind/key' (letters, digits, '_', '.', "
+                         f"'-'), e.g. 'spectrum/hessian_k0'; got {name!r}")
+    return parts[0], parts[1]
+
+
+def write_analysis(path: str | os.PathLike, run_id: str | int, name: str,
+                   arrays: Mapping[str, np.ndarray], axes: Mapping[str, Sequence[str]],
+                   settings: Mapping[str, Any], *, run_updated: str | None = None,
+                   lock_timeout: float = 60.0) -> str:
+    """Store an analysis of a run as ``/runs/<run_id>/analysis/<kind>/<key>``, replacing any
+    analysis of the same name.
+
+    The write is atomic like :func:`write_run`: the file is rebuilt in a temporary file (every
+    run copied, the run's old analysis of this name left out), fsync'ed and renamed over ``path``.
+    Rewriting a run with :func:`write_run` (a checkpoint, a resume) drops its analyses.
+
+    Args:
+        path: an existing results file.
+        run_id: the run (id, number or unique label, as :meth:`ResultsFile.resolve` takes).
+        name: ``"<kind>/<key>"``, e.g. ``"spectrum/hessian_k0"``.
+        arrays: dataset name -> numeric or boolean array (stored as given; more than 4096 values
+            are chunked and gzip-compressed).
+        axes: dataset name -> one name per axis of that array (the ``axes`` attribute and the
+            HDF5 dimension labels).
+        settings: JSON-serializable settings and facts of the computation (the ``settings``
+            attribute).
+        run_updated: if given, the run's ``updated`` time the analysis was computed from; the
+            write is refused if the run was rewritten since (the analysis would describe an older
+            version of it).
+        lock_timeout: seconds to wait for another writer before :class:`StoreLockedError`.
+
+    Returns:
+        The resolved run id.
+
+    Raises:
+        StoreFormatError: ``path`` is missing or not an nrto results file.
+        RunNotFoundError: no such run.
+        StoreError: the run changed since ``run_updated``.
+        ValueError: a bad name, a missing or wrong ``axes`` entry, or settings JSON cannot hold.
+    """
+    path = Path(path)
+    kind, key = _analysis_parts(name)
+    settings_json = _dumps(dict(settings))
+    prepared: dict[str, tuple[np.ndarray, list[str]]] = {}
+    for dataset, values in arrays.items():
+        if not _ANALYSIS_PART.match(str(dataset)):
+            raise ValueError(f"dataset name {dataset!r} must be a plain name (letters, digits, "
+                             f"'_', '.', '-')")
+        values = np.asarray(values)
+        if values.dtype.kind not in "biuf":
+            raise ValueError(f"{dataset}: only numeric and boolean arrays are stored; got "
+                             f"dtype {values.dtype}")
+        if dataset not in axes:
+            raise ValueError(f"{dataset}: give its axis names in axes[{dataset!r}]")
+        names = [str(axis) for axis in axes[dataset]]
+        if len(names) != values.ndim:
+            raise ValueError(f"{dataset} has {values.ndim} axes but axes[{dataset!r}] names "
+                             f"{len(names)}: {names}")
+        prepared[str(dataset)] = (values, names)
+    run_id = ResultsFile(path).resolve(run_id)
+    with _atomic_rewrite(path, lock_timeout) as target:
+        with _open(path) as source:
+            if run_id not in source["runs"]:
+                raise RunNotFoundError(f"run {run_id} was removed from {path} meanwhile")
+            current = _text(source["runs"][run_id].attrs["updated"])
+            if run_updated is not None and current != run_updated:
+                raise StoreError(f"{run_id} was rewritten ({current}) after the analysis read it "
+                                 f"({run_updated}); compute the analysis again")
+            target.attrs.update(source.attrs)
+            for run_name, group in source["runs"].items():
+                source.copy(group, target.require_group("runs"), name=run_name)
+        group = target["runs"][run_id].require_group("analysis").require_group(kind)
+        if key in group:
+            del group[key]  # its space is reclaimed by the next rewrite of the file
+        analysis = group.create_group(key)
+        revision, _ = _git_state()
+        analysis.attrs.update({"kind": kind, "key": key, "settings": settings_json,
+                               "created": _now(), "run_updated": current,
+                               "git_revision": revision})
+        for dataset, (values, names) in prepared.items():
+            big = values.size > 4096
+            stored = analysis.create_dataset(dataset, data=values, chunks=True if big else None,
+                                             compression="gzip" if big else None,
+                                             compression_opts=1 if big else None)
+            stored.attrs["axes"] = names
+            for axis, label in enumerate(names):
+                stored.dims[axis].label = label
     return run_id
 
 
@@ -695,6 +855,48 @@ class ResultsFile:
                              config=RunConfig.from_dict(json.loads(_text(a["config"]))),
                              result=result, partial=bool(a["partial"]), provenance=provenance,
                              parameter_specs=specs)
+
+    def analyses(self, run_id: str | int) -> list[AnalysisSummary]:
+        """The analyses stored for a run (names, settings, shapes; no arrays), sorted by name."""
+        run_id = self.resolve(run_id)
+        with _open(self.path) as handle:
+            root = handle["runs"][run_id].get("analysis")
+            if root is None:
+                return []
+            found = []
+            for kind, kind_group in sorted(root.items()):
+                for key, group in sorted(kind_group.items()):
+                    found.append(AnalysisSummary(
+                        name=f"{kind}/{key}", kind=kind, key=key,
+                        settings=json.loads(_text(group.attrs["settings"])),
+                        created=_text(group.attrs["created"]),
+                        shapes={name: tuple(dataset.shape) for name, dataset in group.items()}))
+            return found
+
+    def read_analysis(self, run_id: str | int, name: str) -> StoredAnalysis:
+        """One stored analysis with its arrays.
+
+        Raises:
+            RunNotFoundError: no such run, or the run has no analysis of that name (the message
+                lists the ones it has).
+        """
+        run_id = self.resolve(run_id)
+        kind, key = _analysis_parts(name)
+        with _open(self.path) as handle:
+            root = handle["runs"][run_id].get("analysis")
+            group = root.get(f"{kind}/{key}") if root is not None else None
+            if group is None:
+                have = [f"{k}/{key_}" for k, g in (root or {}).items() for key_ in g]
+                raise RunNotFoundError(f"{run_id} has no analysis {name!r}; stored: "
+                                       f"{', '.join(sorted(have)) or 'none'}")
+            a = group.attrs
+            return StoredAnalysis(
+                run_id=run_id, name=f"{kind}/{key}", kind=kind, key=key,
+                settings=json.loads(_text(a["settings"])), created=_text(a["created"]),
+                arrays={n: d[()] for n, d in group.items()},
+                axes={n: tuple(_text(axis) for axis in d.attrs["axes"])
+                      for n, d in group.items()},
+                run_updated=_text(a["run_updated"]), git_revision=_text(a["git_revision"]))
 
     def to_xarray(self, run_id: str | int):
         """One run as an ``xarray.Dataset`` for notebooks.
