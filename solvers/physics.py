@@ -112,7 +112,9 @@ class Compliance:
 
     def from_physical_density(self, physical_density):
         """Compliance ``f^T u`` of a filtered density ``(H, W)``."""
-        return anp.dot(self.load, self.displacements(physical_density))
+        # (sum of products, not np.dot: a BLAS call here wakes numpy's OpenBLAS threads, whose
+        # spinning then slows the sparse factorization that follows by ~2x on 2 cores)
+        return anp.sum(self.load * self.displacements(physical_density))
 
     def __call__(self, x, volume_constraint: bool = False):
         """Compliance (float64 scalar) of the image ``x`` ``(H, W)``; see the module docstring."""

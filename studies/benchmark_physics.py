@@ -3,8 +3,9 @@
 Run with ``python -m studies.benchmark_physics [--repeats N] [--problems NAME ...]``.
 
 For each problem it prints the median wall time of
-    * SuperLU (``scipy.sparse.linalg.splu``, default COLAMD ordering as in the published code)
-      factor + solve of the same free-dof stiffness matrix, measured in the same run;
+    * SuperLU (``scipy.sparse.linalg.splu``) factor + solve of the same free-dof stiffness matrix,
+      measured in the same run, with its default COLAMD ordering (what the published code runs)
+      and with MMD_AT_PLUS_A; the target ratio is taken against the faster of the two;
     * the physics alone (autograd, logits -> compliance): ``value_and_grad`` and ``hvp``;
     * the pixel and CNN flat objectives: ``value_and_grad`` and ``hvp``;
 and the ratios the project's targets are stated in. Every repetition perturbs the parameters, so
@@ -63,20 +64,20 @@ def benchmark(name: str, repeats: int) -> dict[str, float]:
     loss = lambda z: physics(z, True)  # noqa: E731
     value_and_grad = autograd.value_and_grad(loss)
     make_hvp = autograd.make_hvp(loss)
+    # Perturbed inputs are made before timing: only the evaluation itself is measured.
+    images = [z0 + 1e-6 * i * perturb for i in range(repeats + 1)]
     row = {
         "superlu_colamd": _superlu_time(physics, repeats, "COLAMD"),
         "superlu_mmd": _superlu_time(physics, repeats, "MMD_AT_PLUS_A"),
-        "physics_vg": _median_time(lambda i: value_and_grad(z0 + 1e-6 * i * perturb), repeats),
-        "physics_hvp": _median_time(lambda i: make_hvp(z0 + 1e-6 * i * perturb)[0](perturb), repeats),
+        "physics_vg": _median_time(lambda i: value_and_grad(images[i]), repeats),
+        "physics_hvp": _median_time(lambda i: make_hvp(images[i])[0](perturb), repeats),
     }
     for label, model in (("pixel", PixelModel(problem)), ("cnn", CNNModel(problem, seed=0))):
         objective = as_objective(model)
-        theta = objective.initial()
         direction = rng.normal(size=objective.size)
-        row[f"{label}_vg"] = _median_time(
-            lambda i: objective.value_and_grad(theta + 1e-6 * i * direction), repeats)
-        row[f"{label}_hvp"] = _median_time(
-            lambda i: objective.hvp(theta + 1e-6 * i * direction, direction), repeats)
+        thetas = [objective.initial() + 1e-6 * i * direction for i in range(repeats + 1)]
+        row[f"{label}_vg"] = _median_time(lambda i: objective.value_and_grad(thetas[i]), repeats)
+        row[f"{label}_hvp"] = _median_time(lambda i: objective.hvp(thetas[i], direction), repeats)
     return row
 
 
@@ -94,9 +95,12 @@ def main(argv=None) -> None:
             print(f"  {key:<16} {value:9.4f} s")
         print("  ratios:")
         print(f"    physics value_and_grad / SuperLU(COLAMD) factor+solve = "
-              f"{row['physics_vg'] / row['superlu_colamd']:.3f}   (target <= 0.25)")
+              f"{row['physics_vg'] / row['superlu_colamd']:.3f}")
         print(f"    physics value_and_grad / SuperLU(MMD_AT_PLUS_A) factor+solve = "
               f"{row['physics_vg'] / row['superlu_mmd']:.3f}")
+        fastest = min(row["superlu_colamd"], row["superlu_mmd"])
+        print(f"    physics value_and_grad / faster SuperLU = {row['physics_vg'] / fastest:.3f}"
+              "   (target <= 0.25)")
         for label in ("physics", "pixel", "cnn"):
             print(f"    {label} hvp / value_and_grad = {row[f'{label}_hvp'] / row[f'{label}_vg']:.2f}"
                   "   (target <= 3)")

@@ -162,11 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
                           metavar="K", help="also store these iterates (e.g. for a spectrum there)")
     optimize.add_argument("--designs-at", type=int, nargs="+", default=[0, -1], metavar="K",
                           help="iterates whose design is stored (-1: the last)")
-    optimize.add_argument("--no-pairs", action="store_true",
-                          help="do not store L-BFGS correction pairs")
-    optimize.add_argument("--pairs-until", type=_non_negative_int, default=None, metavar="K",
-                          help="store only the correction pairs up to iterate K (keeps files of "
-                               "large models small; enough for the L-BFGS matrix at K)")
+    pairs = optimize.add_mutually_exclusive_group()
+    pairs.add_argument("--no-pairs", action="store_true",
+                       help="do not store L-BFGS correction pairs")
+    pairs.add_argument("--pairs-until", type=_non_negative_int, default=None, metavar="K",
+                       help="store only the correction pairs up to iterate K (enough for the "
+                            "L-BFGS matrix at K)")
+    pairs.add_argument("--all-pairs", action="store_true",
+                       help="store every correction pair. Default: all pairs for pixel models, "
+                            "none for the CNN, whose pairs (two parameter vectors per "
+                            "iteration) would make recording cost more than the run")
     _add_run_arguments(optimize)
     optimize.add_argument("--out", required=True, type=Path, metavar="FILE.h5",
                           help="results file (created, or runs are added)")
@@ -285,21 +290,27 @@ def _command_problems(args) -> int:
     return EXIT_OK
 
 
-def _optimize_configs(args) -> list:
+def _record_options(args, model: str):
+    """What a run records: the flags, with the default for correction pairs per model."""
     from solvers.result import RecordOptions
+
+    keep_pairs = not args.no_pairs and (
+        args.all_pairs or args.pairs_until is not None or model == "pixel")
+    return RecordOptions(iterates_every=args.iterates_every, iterates_at=tuple(args.iterates_at),
+                         designs_at=tuple(args.designs_at), pairs=keep_pairs,
+                         pairs_until=args.pairs_until)
+
+
+def _optimize_configs(args) -> list:
     from studies.runner import ConfigurationError, problem_fields, validate_config
     from studies.store import RunConfig
 
     try:
         problem = problem_fields(args.problem, args.size, args.volfrac)
-        record = RecordOptions(iterates_every=args.iterates_every,
-                               iterates_at=tuple(args.iterates_at),
-                               designs_at=tuple(args.designs_at), pairs=not args.no_pairs,
-                               pairs_until=args.pairs_until)
         configs = [RunConfig(model=model, optimizer=optimizer, steps=args.steps, seed=seed,
                              penal=args.penal, filter_radius=args.filter_radius,
                              options=dict(args.option), model_options=dict(args.model_option),
-                             record=record, **problem)
+                             record=_record_options(args, model), **problem)
                    for model, optimizer, seed in
                    itertools.product(args.model, args.optimizer, args.seed)]
         for config in configs:

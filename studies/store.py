@@ -686,7 +686,9 @@ def _write_group(group, config: RunConfig, result: OptimizationResult, partial: 
             if value.ndim != len(axes):
                 raise ValueError(f"result.{name} has {value.ndim} axes; expected {len(axes)} "
                                  f"({', '.join(axes)})")
-            big = value.size > 4096
+            # Parameter vectors (iterates, gradients, pairs) are float64 noise to gzip: it saves
+            # a few percent at a large cost in time, so they are stored uncompressed.
+            big = value.size > 4096 and "parameter" not in axes
             dataset = group.create_dataset(name, data=value, chunks=True if big else None,
                                            compression="gzip" if big else None,
                                            compression_opts=1 if big else None)
