@@ -101,3 +101,16 @@ def test_top_eigenvalues_rejects_bad_k():
     a, _ = _random_symmetric(5, seed=7)
     with pytest.raises(ValueError, match="k must satisfy"):
         top_eigenvalues(aslinearoperator(a), k=5, seed=0)
+
+
+def test_basis_stays_orthonormal_with_outliers():
+    # Converging outliers are where a single Gram-Schmidt pass would lose orthogonality; the
+    # adaptive second pass must keep Q^T Q = I to working precision up to m = n.
+    rng = np.random.default_rng(0)
+    n = 300
+    eigenvalues = np.concatenate([rng.uniform(0, 1, n - 3), [10.0, 20.0, 1e4]])
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    op = aslinearoperator((q * eigenvalues) @ q.T)
+    for steps in (50, 300):
+        basis = lanczos(op, steps, seed=1, keep_basis=True).basis
+        assert np.abs(basis.T @ basis - np.eye(basis.shape[1])).max() < 1e-13
