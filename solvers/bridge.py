@@ -78,7 +78,8 @@ class AutogradBridge:
 
     # -- TensorFlow side ---------------------------------------------------------------------
     def value_and_grad(self, z: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """``(L(z), dL/dz)``: a float64 scalar and a tensor shaped like ``z`` (not differentiable)."""
+        """``(L(z), dL/dz)``: a float64 scalar and a tensor shaped like ``z`` (not differentiable
+        further)."""
         _check_dtype(z)
         value, gradient = tf.numpy_function(self._numpy_value_and_grad, [z],
                                             [tf.float64, tf.float64], stateful=True)

@@ -4,7 +4,8 @@ Conventions (those of the paper's code and of Andreassen et al. 2011, "Efficient
 optimization in MATLAB using 88 lines of code"):
     * Elements are unit squares; element ``(row, col)`` of an ``(H, W)`` design; its flat index is
       ``e = row * W + col`` (C order of the design image).
-    * Node ``(col, row)`` has number ``n = (H + 1) * col + row``; dofs ``2n`` (x) and ``2n + 1`` (y).
+    * Node ``(col, row)`` has number ``n = (H + 1) * col + row``; dofs ``2n`` (x) and
+      ``2n + 1`` (y).
     * Element nodes in the order upper-left, upper-right, lower-right, lower-left, so that the
       element dof vector is ``[2n1, 2n1+1, 2n2, 2n2+1, 2n3, 2n3+1, 2n4, 2n4+1]``.
     * Only free x free entries of the stiffness matrix are assembled; fixed dofs have zero
@@ -19,8 +20,8 @@ import scipy.sparse
 
 from .sparse_cholesky import SingularMatrixError, SymmetricSolver
 
-__all__ = ["Material", "element_stiffness", "element_dofs", "StiffnessSystem", "SingularStiffnessError",
-           "check_supports"]
+__all__ = ["Material", "element_stiffness", "element_dofs", "StiffnessSystem",
+           "SingularStiffnessError", "check_supports"]
 
 
 class SingularStiffnessError(SingularMatrixError):

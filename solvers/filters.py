@@ -45,7 +45,8 @@ def cone_filter_matrix(mask: np.ndarray, radius: float) -> scipy.sparse.csr_matr
             if weight <= 0:
                 continue
             other_row, other_col = row + d_row, col + d_col
-            inside = (other_row >= 0) & (other_row < height) & (other_col >= 0) & (other_col < width)
+            inside = ((other_row >= 0) & (other_row < height)
+                      & (other_col >= 0) & (other_col < width))
             inside &= mask
             inside[inside] &= mask[other_row[inside], other_col[inside]]
             rows.append((row * width + col)[inside])

@@ -5,7 +5,8 @@ Every model (pixels or CNN weights) is seen from outside as a function of ONE fl
 tensors, each raveled in C order. Nothing here knows about TensorFlow.
 
 Conventions:
-    * ``theta``, gradients and Hessian-vector products: ``numpy.ndarray``, float64, shape ``(size,)``.
+    * ``theta``, gradients and Hessian-vector products: ``numpy.ndarray``, float64, shape
+      ``(size,)``.
     * ``value`` returns a Python ``float``.
     * ``design(theta)`` returns the physical density, float64, shape ``(height, width)``, in [0, 1].
     * ``parameter_specs`` lists ``(name, shape)`` of every parameter tensor, in flattening order,
@@ -31,8 +32,8 @@ class ParameterSpec:
         shape: the tensor's shape in the model's own layout.
         kind: what the tensor is, for filter normalization: one of ``"conv_kernel"``
             (``(kh, kw, in, out)``), ``"conv_transpose_kernel"`` (``(kh, kw, out, in)``),
-            ``"dense_kernel"`` (``(in, out)``), ``"bias"``, ``"offset"``, ``"latent"``, ``"pixels"``,
-            ``"other"``.
+            ``"dense_kernel"`` (``(in, out)``), ``"bias"``, ``"offset"``, ``"latent"``,
+            ``"pixels"``, ``"other"``.
     """
 
     name: str

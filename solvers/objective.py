@@ -76,14 +76,15 @@ class ModelObjective:
     def _check_theta(self, theta: np.ndarray, name: str = "theta") -> np.ndarray:
         theta = np.asarray(theta, dtype=np.float64)
         if theta.shape != (self.size,):
-            raise ValueError(f"{name} has shape {theta.shape}; this {self.model_kind} objective has "
-                             f"{self.size} parameters, so ({self.size},) is expected")
+            raise ValueError(f"{name} has shape {theta.shape}; this {self.model_kind} objective "
+                             f"has {self.size} parameters, so ({self.size},) is expected")
         if not np.all(np.isfinite(theta)):
             raise ValueError(f"{name} contains NaN or infinite values")
         return theta
 
     def _assign(self, theta: np.ndarray) -> None:
-        for variable, value in zip(self.model.variables, unflatten(self.parameter_specs, theta).values()):
+        tensors = unflatten(self.parameter_specs, theta).values()
+        for variable, value in zip(self.model.variables, tensors):
             variable.assign(value.reshape(variable.shape))
 
     def _image(self, theta: np.ndarray) -> np.ndarray:
@@ -119,7 +120,8 @@ class ModelObjective:
                 return outer.gradient(projection, variables)
 
             wrap = tf.function if self.compiled else (lambda f: f)
-            self._functions = {"image": wrap(lambda: model()), "value_and_grad": wrap(value_and_grad),
+            self._functions = {"image": wrap(lambda: model()),
+                               "value_and_grad": wrap(value_and_grad),
                                "hvp": wrap(hvp), "bridge": bridge}
         return self._functions
 

@@ -63,7 +63,8 @@ class Compliance:
         self.mask_indices = np.flatnonzero(mask.ravel())
         size = mask.size
         select = scipy.sparse.csr_matrix(
-            (np.ones(self.mask_indices.size), (np.arange(self.mask_indices.size), self.mask_indices)),
+            (np.ones(self.mask_indices.size),
+             (np.arange(self.mask_indices.size), self.mask_indices)),
             shape=(self.mask_indices.size, size))
         filter_matrix = cone_filter_matrix(mask, self.filter_radius)
         self._select = LinearOperatorPair(select)                        # (n_mask, n_cells)
@@ -96,7 +97,8 @@ class Compliance:
             if value.min() < -1e-12 or value.max() > 1 + 1e-12:
                 raise ValueError(
                     f"densities must lie in [0, 1] without the volume constraint, got range "
-                    f"[{value.min():.3g}, {value.max():.3g}]; pass logits with volume_constraint=True")
+                    f"[{value.min():.3g}, {value.max():.3g}]; pass logits with "
+                    "volume_constraint=True")
             phys = linear_map(flat, self._filter)
         return anp.reshape(phys, self.shape)
 

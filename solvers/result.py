@@ -5,7 +5,8 @@ Index conventions (shared by the optimizers, the HDF5 store and the landscape to
     * iterate ``k`` = the k-th ACCEPTED point; iterate 0 is the starting point, so a run of
       ``iterations`` accepted steps has ``iterations + 1`` iterates.
     * pair ``j`` = the j-th correction pair (s_j, y_j) = (x_{k+1} - x_k, g_{k+1} - g_k) that an
-      L-BFGS-type method ACCEPTED (pairs skipped by the curvature test are not stored), oldest first;
+      L-BFGS-type method ACCEPTED (pairs skipped by the curvature test are not stored), oldest
+      first;
       ``pair_iterations[j]`` is the k of its newer end point x_{k+1}.
 """
 from __future__ import annotations

@@ -105,7 +105,8 @@ class SymmetricSolver:
                 f"{error}") from None
 
         def solve(rhs: np.ndarray) -> np.ndarray:
-            b = cvxopt.matrix(np.ascontiguousarray(rhs, dtype=np.float64).reshape(self.n, -1, order="F"))
+            columns = np.ascontiguousarray(rhs, dtype=np.float64).reshape(self.n, -1, order="F")
+            b = cvxopt.matrix(columns)
             cvxopt.cholmod.solve(factor, b)
             return np.array(b).reshape(np.shape(rhs), order="F")
 
@@ -145,7 +146,8 @@ class SymmetricSolver:
             self.num_factorizations += 1
         solution = self._solve(np.asarray(rhs, dtype=np.float64))
         if not np.all(np.isfinite(solution)):
-            raise SingularMatrixError("the solve produced non-finite values: the matrix is singular")
+            raise SingularMatrixError(
+                "the solve produced non-finite values: the matrix is singular")
         return solution
 
     def clear(self) -> None:

@@ -1,6 +1,7 @@
 """Benchmark: cost of the landscape tools against the objective calls they are made of.
 
-Run with ``python -m studies.benchmark_landscape [--problem NAME] [--grid 21] [--runs 3 --steps 50]``.
+Run with ``python -m studies.benchmark_landscape [--problem NAME] [--grid 21]
+[--runs 3 --steps 50]``.
 
 On the CNN of the given task (default causeway_bridge_middle_128x128_0.1, seed 0, at its
 initial parameters) it prints the median time of one Hessian-vector product and of one loss
@@ -13,22 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-
-def _median(function, repeats: int) -> float:
-    function(0)
-    times = []
-    for i in range(1, repeats + 1):
-        start = time.perf_counter()
-        function(i)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from studies.benchmark_physics import median_time  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -50,8 +42,8 @@ def main(argv=None) -> None:
     # inputs made before timing: only the objective calls are measured
     directions = [direction + i for i in range(args.repeats + 1)]
     points = [theta + 1e-4 * i * direction for i in range(args.repeats + 1)]
-    hvp_time = _median(lambda i: objective.hvp(theta, directions[i]), args.repeats)
-    loss_time = _median(lambda i: objective.value(points[i]), args.repeats)
+    hvp_time = median_time(lambda i: objective.hvp(theta, directions[i]), args.repeats)
+    loss_time = median_time(lambda i: objective.value(points[i]), args.repeats)
 
     operator = landscape.HessianOperator(objective, theta)
     start = time.perf_counter()

@@ -22,11 +22,13 @@ inside ``objective.value_and_grad`` (the rest is the optimizer and the recorder)
 
 Overhead of recording and saving (unless ``--no-overhead``): the same configuration is run again
 as ``nrto optimize`` runs it by default: designs at the first and last iterate, every accepted
-L-BFGS correction pair kept for pixel models and none for the CNN, and the runner's checkpoint schedule
+L-BFGS correction pair kept for pixel models and none for the CNN, and the runner's
+checkpoint schedule
 (:func:`studies.store.write_run` after the first accepted iterate, a partial snapshot every 50
 iterates, the complete run at the end), into a fresh HDF5 file in a temporary folder. The CNN
 L-BFGS run is also recorded with ``--pairs-until 10`` (what a B spectrum at iterate 10 needs),
-because pairs dominate for the CNN: one pair is two vectors of all the network's parameters. Every recorded run sits between
+because pairs dominate for the CNN: one pair is two vectors of all the network's parameters.
+Every recorded run sits between
 two bare runs (bare, recorded, bare, recorded, bare), and its overhead is
 ``its wall time (final write included) / mean wall time of its two neighbours - 1``; every run
 must produce the same loss history, bit for bit (checked), so all did the same work. On a shared

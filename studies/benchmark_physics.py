@@ -28,7 +28,8 @@ import scipy.sparse.linalg  # noqa: E402
 DEFAULT_PROBLEMS = ("michell_centered_both_32x64_0.12", "causeway_bridge_middle_128x128_0.1")
 
 
-def _median_time(function, repeats: int) -> float:
+def median_time(function, repeats: int) -> float:
+    """Median wall time of ``function(i)`` for i = 1..repeats, after an untimed ``function(0)``."""
     function(0)  # warm-up (graph building, caches of the pattern)
     times = []
     for i in range(1, repeats + 1):
@@ -49,7 +50,7 @@ def _superlu_time(physics, repeats: int, permc_spec: str) -> float:
         full = (lower + lower.T - scipy.sparse.diags(lower.diagonal())).tocsc()
         scipy.sparse.linalg.splu(full, permc_spec=permc_spec).solve(physics.load)
 
-    return _median_time(factor_and_solve, repeats)
+    return median_time(factor_and_solve, repeats)
 
 
 def benchmark(name: str, repeats: int) -> dict[str, float]:
@@ -69,15 +70,15 @@ def benchmark(name: str, repeats: int) -> dict[str, float]:
     row = {
         "superlu_colamd": _superlu_time(physics, repeats, "COLAMD"),
         "superlu_mmd": _superlu_time(physics, repeats, "MMD_AT_PLUS_A"),
-        "physics_vg": _median_time(lambda i: value_and_grad(images[i]), repeats),
-        "physics_hvp": _median_time(lambda i: make_hvp(images[i])[0](perturb), repeats),
+        "physics_vg": median_time(lambda i: value_and_grad(images[i]), repeats),
+        "physics_hvp": median_time(lambda i: make_hvp(images[i])[0](perturb), repeats),
     }
     for label, model in (("pixel", PixelModel(problem)), ("cnn", CNNModel(problem, seed=0))):
         objective = as_objective(model)
         direction = rng.normal(size=objective.size)
         thetas = [objective.initial() + 1e-6 * i * direction for i in range(repeats + 1)]
-        row[f"{label}_vg"] = _median_time(lambda i: objective.value_and_grad(thetas[i]), repeats)
-        row[f"{label}_hvp"] = _median_time(lambda i: objective.hvp(thetas[i], direction), repeats)
+        row[f"{label}_vg"] = median_time(lambda i: objective.value_and_grad(thetas[i]), repeats)
+        row[f"{label}_hvp"] = median_time(lambda i: objective.hvp(thetas[i], direction), repeats)
     return row
 
 
@@ -102,7 +103,8 @@ def main(argv=None) -> None:
         print(f"    physics value_and_grad / faster SuperLU = {row['physics_vg'] / fastest:.3f}"
               "   (target <= 0.25)")
         for label in ("physics", "pixel", "cnn"):
-            print(f"    {label} hvp / value_and_grad = {row[f'{label}_hvp'] / row[f'{label}_vg']:.2f}"
+            ratio = row[f"{label}_hvp"] / row[f"{label}_vg"]
+            print(f"    {label} hvp / value_and_grad = {ratio:.2f}"
                   "   (target <= 3)")
         print(f"    cnn value_and_grad = {row['cnn_vg']:.3f} s   (target <= 0.2 s at 128x128)")
 

@@ -105,8 +105,8 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, stored, capsys):
 
 def test_console_entry_point_exits_2_in_a_fresh_process(tmp_path):
     result = subprocess.run([sys.executable, "-m", "studies.cli", "inspect",
-                             str(tmp_path / "missing.h5")], capture_output=True, text=True, check=False,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+                             str(tmp_path / "missing.h5")], capture_output=True, text=True,
+                            check=False, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip() == f"nrto inspect: error: no such results file: " \
                                     f"{tmp_path / 'missing.h5'}"

@@ -21,7 +21,8 @@ def _objectives(problem):
         "cnn": as_objective(CNNModel(problem, seed=0, config=TINY_CNN), **EXACT),
         "cnn_transpose": as_objective(CNNModel(
             problem, seed=1, config=CNNConfig(latent_size=4, dense_channels=2,
-                                              conv_filters=(4, 3, 2, 2, 1), upsampling="transpose")),
+                                              conv_filters=(4, 3, 2, 2, 1),
+                                              upsampling="transpose")),
             **EXACT),
     }
 
