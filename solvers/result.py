@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["RecordOptions", "OptimizationResult", "ProgressInfo", "STATUSES"]
+__all__ = ["RecordOptions", "OptimizationResult", "ProgressInfo", "STATUSES", "StoredField",
+           "stored_fields"]
 
 STATUSES = ("converged", "max_steps", "failed", "interrupted")
 
@@ -65,9 +66,52 @@ class RecordOptions:
         return self.pairs and (self.pairs_until is None or k <= self.pairs_until)
 
 
+@dataclasses.dataclass(frozen=True)
+class StoredField:
+    """How a field of :class:`OptimizationResult` is kept in a results file (the one place the
+    schema of a recorded field is written down; the HDF5 store and its reader follow it).
+
+    Attributes:
+        description: one line, stored with the value (dataset attribute ``description``).
+        axes: names of the array's axes (an HDF5 dataset), or None for a scalar kept as an
+            attribute of the run's group.
+        dtype: datasets: ``"float64"``, ``"int64"`` or ``"density8"`` (densities in [0, 1]
+            quantized to uint8 with ``scale``/``offset`` attributes); attributes: ``"str"``,
+            ``"int"``, ``"float"``, ``"bool"`` or ``"json"`` (a JSON text of plain values).
+    """
+
+    description: str
+    axes: tuple[str, ...] | None = None
+    dtype: str = "float64"
+
+    def __post_init__(self):
+        kinds = ("float64", "int64", "density8") if self.axes is not None else (
+            "str", "int", "float", "bool", "json")
+        if self.dtype not in kinds:
+            raise ValueError(f"dtype of a {'dataset' if self.axes is not None else 'attribute'} "
+                             f"must be one of {kinds}; got {self.dtype!r}")
+
+
+_SCHEMA_KEY = "stored"
+
+
+def _stored(description: str, axes: tuple[str, ...] | None = None, dtype: str | None = None,
+            **field_options: Any) -> Any:
+    """A dataclass field carrying its :class:`StoredField` as metadata."""
+    spec = StoredField(description, axes, dtype or ("float64" if axes is not None else "str"))
+    return dataclasses.field(metadata={_SCHEMA_KEY: spec}, **field_options)
+
+
+def _no_indices() -> np.ndarray:
+    return np.zeros(0, dtype=np.int64)
+
+
 @dataclasses.dataclass
 class OptimizationResult:
     """Everything an optimizer recorded.
+
+    Each field's ``metadata["stored"]`` (a :class:`StoredField`, see :func:`stored_fields`) says
+    how it is stored: axes, dtype and description. Adding a recorded field is one field here.
 
     Attributes:
         method: optimizer name (``"lbfgs"``, ``"mma"``, ...).
@@ -94,28 +138,48 @@ class OptimizationResult:
         elapsed: wall-clock seconds spent in the optimizer (objective calls included).
     """
 
-    method: str
-    options: dict[str, Any]
-    x: np.ndarray
-    loss_per_evaluation: np.ndarray
-    loss_per_iterate: np.ndarray
-    grad_norm_per_iterate: np.ndarray
-    step_length_per_iterate: np.ndarray
-    iterations: int
-    evaluations: int
-    converged: bool
-    status: str
-    message: str
-    iterate_indices: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, int))
-    iterates: np.ndarray | None = None
-    gradients: np.ndarray | None = None
-    s_pairs: np.ndarray | None = None
-    y_pairs: np.ndarray | None = None
-    pair_iterations: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, int))
-    skipped_pairs: int = 0
-    design_indices: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, int))
-    designs: np.ndarray | None = None
-    elapsed: float = 0.0
+    method: str = _stored("optimizer name")
+    options: dict[str, Any] = _stored("the method options actually used, defaults included",
+                                      dtype="json")
+    x: np.ndarray = _stored("the last accepted iterate (flat parameter vector)", ("parameter",))
+    loss_per_evaluation: np.ndarray = _stored(
+        "loss at every objective call, line-search trials included", ("evaluation",))
+    loss_per_iterate: np.ndarray = _stored(
+        "loss at each accepted iterate; iterate 0 is the start", ("iterate",))
+    grad_norm_per_iterate: np.ndarray = _stored(
+        "Euclidean gradient norm at each iterate (NaN: not computed)", ("iterate",))
+    step_length_per_iterate: np.ndarray = _stored("|x_k - x_(k-1)|; entry 0 is NaN",
+                                                  ("iterate",))
+    iterations: int = _stored("number of accepted steps", dtype="int")
+    evaluations: int = _stored("number of objective calls", dtype="int")
+    converged: bool = _stored("whether the method's own convergence test ended the run",
+                              dtype="bool")
+    status: str = _stored("converged, max_steps, failed or interrupted")
+    message: str = _stored("why the run stopped")
+    iterate_indices: np.ndarray = _stored(
+        "iterate index k of each row of iterates/gradients", ("stored_iterate",), "int64",
+        default_factory=_no_indices)
+    iterates: np.ndarray | None = _stored("stored iterates theta_k",
+                                          ("stored_iterate", "parameter"), default=None)
+    gradients: np.ndarray | None = _stored("gradients at the stored iterates",
+                                           ("stored_iterate", "parameter"), default=None)
+    s_pairs: np.ndarray | None = _stored(
+        "accepted L-BFGS pairs s_j = x_(k+1) - x_k, oldest first", ("pair", "parameter"),
+        default=None)
+    y_pairs: np.ndarray | None = _stored(
+        "accepted L-BFGS pairs y_j = g_(k+1) - g_k, oldest first", ("pair", "parameter"),
+        default=None)
+    pair_iterations: np.ndarray = _stored(
+        "iterate index k+1 of the newer end point of pair j", ("pair",), "int64",
+        default_factory=_no_indices)
+    skipped_pairs: int = _stored("pairs rejected by the L-BFGS-B curvature test", dtype="int",
+                                 default=0)
+    design_indices: np.ndarray = _stored("iterate index k of each stored design", ("design",),
+                                         "int64", default_factory=_no_indices)
+    designs: np.ndarray | None = _stored(
+        "physical densities, uint8: density = offset + scale * value",
+        ("design", "row", "column"), "density8", default=None)
+    elapsed: float = _stored("wall-clock seconds in the optimizer", dtype="float", default=0.0)
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -160,3 +224,10 @@ class ProgressInfo:
     best_loss: float
     steps: int
     snapshot: Callable[[], "OptimizationResult"]
+
+
+def stored_fields() -> dict[str, StoredField]:
+    """Field name -> :class:`StoredField` for every stored field of :class:`OptimizationResult`,
+    in field order (datasets have ``axes``; the others are attributes of the run's group)."""
+    return {field.name: field.metadata[_SCHEMA_KEY] for field in dataclasses.fields(
+        OptimizationResult) if _SCHEMA_KEY in field.metadata}

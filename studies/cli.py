@@ -35,6 +35,7 @@ import itertools
 import json
 import math
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -51,7 +52,16 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """ArgumentParser whose errors are one line (no usage block) with exit status 2."""
+    """ArgumentParser whose errors are one line (no usage block) with exit status 2.
+
+    Values that start with ``-`` followed by a digit, a point or ``inf``/``nan`` (``-5x10``,
+    ``-inf``, ``-.5``) are values, not options, so that their own check reports them (argparse
+    would say "expected one argument").
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -91,6 +101,36 @@ def _positive_float(text: str) -> float:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
+    return value
+
+
+def _volume_fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a volume fraction in (0, 1]; got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    from studies.config import SEED_LIMIT
+
+    if not text.isdigit() or int(text) >= SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**32) = [0, {SEED_LIMIT - 1}]; "
+                                         f"got {text!r}")
+    return int(text)
+
+
+_MAX_EXTENT = 1e6
+
+
+def _extent(text: str) -> float:
+    value = _positive_float(text)
+    if value > _MAX_EXTENT:
+        raise argparse.ArgumentTypeError(f"expected an extent up to {_MAX_EXTENT:g} (the loss of "
+                                         f"points that far out overflows); got {text!r}")
     return value
 
 
@@ -139,18 +179,23 @@ def build_parser() -> argparse.ArgumentParser:
                           help="task name (see `nrto problems`), or a family with --size")
     optimize.add_argument("--size", type=_size, metavar="WxH",
                           help="build the task's family at this size (width x height elements)")
-    optimize.add_argument("--volfrac", type=_positive_float, metavar="F",
-                          help="volume fraction with --size (default: the task's)")
-    optimize.add_argument("--model", required=True, nargs="+", choices=("cnn", "pixel"))
+    optimize.add_argument("--volfrac", type=_volume_fraction, metavar="F",
+                          help="volume fraction in (0, 1] with --size (default: the task's); it "
+                               "must leave at least one element of material")
+    optimize.add_argument("--model", required=True, nargs="+", choices=("cnn", "pixel"),
+                          help="cnn: the paper's neural reparameterization; pixel: one density "
+                               "per element (several: one run each)")
     optimize.add_argument("--optimizer", required=True, nargs="+", metavar="METHOD",
                           help="lbfgs, mma, oc, gd, adam, hd, gd_ls (several: one run each)")
     optimize.add_argument("--steps", required=True, type=_positive_int, metavar="N",
                           help="budget of each run (as solvers.optimize counts it)")
-    optimize.add_argument("--seed", nargs="+", type=_non_negative_int, default=[0], metavar="S",
-                          help="seed(s) of the CNN initialization and stochastic methods")
-    optimize.add_argument("--penal", type=_positive_float, default=3.0, help="SIMP penalty p")
-    optimize.add_argument("--filter-radius", type=_positive_float, default=2.0,
-                          help="cone filter radius")
+    optimize.add_argument("--seed", nargs="+", type=_seed, default=[0], metavar="S",
+                          help="seed(s) in [0, 2**32) of the CNN initialization and stochastic "
+                               "methods (default 0)")
+    optimize.add_argument("--penal", type=_positive_float, default=3.0, metavar="P",
+                          help="SIMP penalty exponent p (default 3)")
+    optimize.add_argument("--filter-radius", type=_positive_float, default=2.0, metavar="R",
+                          help="cone filter radius in elements (default 2)")
     optimize.add_argument("--option", type=_key_value, action="append", default=[],
                           metavar="KEY=VALUE", help="optimizer option (repeatable)")
     optimize.add_argument("--model-option", type=_key_value, action="append", default=[],
@@ -202,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="random start vectors (default 3)")
     spectrum.add_argument("--steps", type=_positive_int, default=50, metavar="M",
                           help="Lanczos steps per run (default 50)")
-    spectrum.add_argument("--seed", type=_non_negative_int, default=0, metavar="S")
+    spectrum.add_argument("--seed", type=_seed, default=0, metavar="S",
+                          help="seed of the random start vectors (default 0)")
     spectrum.add_argument("--memory", type=_positive_int, default=None, metavar="M",
                           help="L-BFGS memory (default: the run's own)")
 
@@ -213,12 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
                               "Hessian eigenvectors")
     surface.add_argument("--grid", type=_positive_int, default=21, metavar="G",
                          help="points per axis (default 21)")
-    surface.add_argument("--extent", type=_positive_float, default=None, metavar="E",
+    surface.add_argument("--extent", type=_extent, default=None, metavar="E",
                          help="coordinates run from -E to E (default: 1 for filter directions, "
                               "the trajectory's reach for pca and hessian)")
     surface.add_argument("--at", type=_where, default="final", metavar="init|final|K",
                          help="the centre (default: final)")
-    surface.add_argument("--seed", type=_non_negative_int, default=0, metavar="S")
+    surface.add_argument("--seed", type=_seed, default=0, metavar="S",
+                         help="seed of the filter-normalized random directions (default 0)")
 
     interpolate = _analysis_parser(commands, "interpolate", "loss on the straight line between "
                                    "two iterates")
@@ -345,29 +392,33 @@ def _run_tasks(tasks, args, path: Path) -> int:
         return EXIT_INTERRUPTED
     except ConfigurationError as error:
         raise UsageError(str(error)) from None
-    return EXIT_RUN_FAILED if any(o.error for o in outcomes) else EXIT_OK
+    if path.exists():
+        from studies.outputs import describe_size
+        print(f"wrote {path} ({describe_size(path)})", file=sys.stderr)
+    failed = any(o.error or o.status == "failed" for o in outcomes)
+    return EXIT_RUN_FAILED if failed else EXIT_OK
 
 
 def _command_optimize(args) -> int:
     from studies.runner import RunTask
-    from studies.store import StoreError, check_writable
+    from studies.store import check_writable
 
     configs = _optimize_configs(args)
-    try:
-        check_writable(args.out)
-    except StoreError as error:
-        raise UsageError(str(error)) from None
+    check_writable(args.out)  # before any work: the file, its folder, its lock
     return _run_tasks([RunTask(config, args.out) for config in configs], args, args.out)
 
 
 def _command_resume(args) -> int:
+    from studies.liveness import live_holder
     from studies.runner import RunTask
-    from studies.store import ResultsFile
+    from studies.store import ResultsFile, check_writable
 
     store = ResultsFile(args.file)
-    summaries = {row.run_id: row for row in store.runs()}
     if args.run:
         ids = [store.resolve(key) for key in args.run]
+    check_writable(args.file)  # also refuses a file with a damaged run
+    summaries = {row.run_id: row for row in store.runs()}
+    if args.run:
         finished = [run_id for run_id in ids if not summaries[run_id].partial]
         if finished:
             raise UsageError(f"{', '.join(finished)} finished already (not partial); "
@@ -377,6 +428,11 @@ def _command_resume(args) -> int:
         if not ids:
             print(f"nrto resume: no partial runs in {args.file}", file=sys.stderr)
             return EXIT_OK
+    for run_id in ids:
+        holder = live_holder(args.file, run_id)
+        if holder is not None:
+            raise UsageError(f"{run_id} is still being computed ({holder.describe()}); "
+                             f"resume refuses a live run: wait for it, or stop that process")
     tasks = [RunTask(summaries[run_id].config, args.file, resume_id=run_id) for run_id in ids]
     return _run_tasks(tasks, args, args.file)
 
@@ -384,23 +440,33 @@ def _command_resume(args) -> int:
 def _command_inspect(args) -> int:
     from studies.store import ResultsFile
 
+    from studies.liveness import live_holder
+
     store = ResultsFile(args.file)
     if args.run is not None:
         return _inspect_one(store, args.run, args.json)
-    rows = store.runs()
+    damaged = store.damaged()
+    rows = store.runs(skip_damaged=True)
     if args.json:
         print(json.dumps([row.to_dict() for row in rows], indent=2))
-        return EXIT_OK
-    if not rows:
+    elif not rows and not damaged:
         print(f"{args.file}: no runs")
-        return EXIT_OK
-    _print_table([[r.run_id, r.config.problem, r.config.model, r.config.optimizer,
-                   str(r.config.seed), f"{r.iterations}/{r.config.steps}", str(r.evaluations),
-                   _loss(r.final_loss), _loss(r.best_loss), "partial" if r.partial else r.status]
-                  for r in rows],
-                 ["run", "problem", "model", "optimizer", "seed", "iters/steps", "evals",
-                  "final loss", "best loss", "status"])
-    return EXIT_OK
+    elif rows:
+        def state(row) -> str:
+            if not row.partial:
+                return row.status
+            return "running" if live_holder(args.file, row.run_id) else "partial"
+
+        _print_table([[r.run_id, r.config.problem, r.config.model, r.config.optimizer,
+                       str(r.config.seed), f"{r.iterations}/{r.config.steps}",
+                       str(r.evaluations), _loss(r.final_loss), _loss(r.best_loss), state(r)]
+                      for r in rows],
+                     ["run", "problem", "model", "optimizer", "seed", "iters/steps", "evals",
+                      "final loss", "best loss", "status"])
+    for run_id, problem in damaged.items():
+        print(f"nrto inspect: error: {args.file}: {run_id} is damaged: {problem}",
+              file=sys.stderr)
+    return EXIT_USAGE if damaged else EXIT_OK
 
 
 def _inspect_one(store, key: str, as_json: bool) -> int:
@@ -413,7 +479,8 @@ def _inspect_one(store, key: str, as_json: bool) -> int:
     arrays = {field.name: list(np.shape(getattr(result, field.name)))
               for field in dataclasses.fields(result)
               if isinstance(getattr(result, field.name), np.ndarray)}
-    summary = next(row for row in store.runs() if row.run_id == run.run_id).to_dict()
+    summary = next(row for row in store.runs(skip_damaged=True)
+                   if row.run_id == run.run_id).to_dict()
     detail = {**summary, "message": result.message, "converged": result.converged,
               "options_used": result.options, "skipped_pairs": result.skipped_pairs,
               "provenance": {**dataclasses.asdict(run.provenance),
@@ -442,13 +509,14 @@ def _command_plot(args) -> int:
     from studies.plotting import plot_runs
     from studies.store import ResultsFile
 
+    from studies.outputs import check_output, describe_size
+
     store = ResultsFile(args.file)
     ids = [store.resolve(key) for key in args.run] if args.run else store.run_ids()
     if not ids:
         raise UsageError(f"{args.file} holds no runs to plot")
-    folder = args.out.parent if str(args.out.parent) else Path(".")
-    if not folder.is_dir():
-        raise UsageError(f"cannot write {args.out}: folder {folder} does not exist")
+    check_output(args.out)
+    _check_figure_format(args.out)
     runs = [store.read(run_id) for run_id in ids]
     try:
         plot_runs(runs, args.out)
@@ -456,23 +524,23 @@ def _command_plot(args) -> int:
         raise UsageError(f"cannot write {args.out}: {error.strerror or error}") from None
     except ValueError as error:  # e.g. an image format matplotlib does not know
         raise UsageError(f"cannot write {args.out}: {error}") from None
-    print(f"wrote {args.out} ({len(runs)} run{'s' if len(runs) > 1 else ''})", file=sys.stderr)
+    print(f"wrote {args.out} ({len(runs)} run{'s' if len(runs) > 1 else ''}, "
+          f"{describe_size(args.out)})", file=sys.stderr)
     return EXIT_OK
 
 
 def _command_analysis(args) -> int:
     """spectrum, surface, interpolate, trajectory: compute, store, draw, print a summary."""
     from studies import analysis
-    from studies.store import StoreError, check_writable
+    from studies.outputs import check_output, describe_size
+    from studies.store import check_writable
 
-    try:
-        check_writable(args.file)
-    except StoreError as error:
-        raise UsageError(str(error)) from None
+    check_writable(args.file)  # before any work: the results file, the figure
     if args.out is not None:
-        folder = args.out.parent if str(args.out.parent) else Path(".")
-        if not folder.is_dir():
-            raise UsageError(f"cannot write {args.out}: folder {folder} does not exist")
+        check_output(args.out)
+        _check_figure_format(args.out)
+    else:  # the default figure folder <file folder>/<file stem>/ (created when drawing)
+        check_output(analysis.figure_path(args.file, "run", "kind/key"), create_folder=True)
     try:
         analyzer = analysis.RunAnalyzer(args.file, args.run)
         with analysis.progress_bar(f"{analyzer.run_id} {args.command}",
@@ -497,9 +565,19 @@ def _command_analysis(args) -> int:
     except ValueError as error:  # e.g. an image format matplotlib does not know
         raise UsageError(f"cannot write {args.out}: {error}") from None
     print(_analysis_summary(record))
-    print(f"stored {args.file}:/runs/{record.run_id}/analysis/{record.name}; figure {figure}",
-          file=sys.stderr)
+    print(f"stored {args.file}:/runs/{record.run_id}/analysis/{record.name} "
+          f"({describe_size(args.file)}); figure {figure}", file=sys.stderr)
     return EXIT_OK
+
+
+def _check_figure_format(path: Path) -> None:
+    """Refuse, before any work, a figure name whose format matplotlib cannot write."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix.lstrip(".").lower() not in formats:
+        raise UsageError(f"cannot write {path}: unknown figure format {path.suffix or '(none)'!r}"
+                         f"; use one of {', '.join('.' + f for f in sorted(formats))}")
 
 
 def _analysis_summary(record) -> str:
@@ -550,6 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nrto: error: choose a command: {', '.join(_COMMANDS)} (see nrto --help)",
               file=sys.stderr)
         return EXIT_USAGE
+    from studies.outputs import OutputError
     from studies.runner import interrupt_on_sigterm
     from studies.store import StoreError
 
@@ -561,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `nrto problems | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except (UsageError, StoreError, OSError) as error:
+    except (UsageError, StoreError, OutputError, OSError) as error:
         if args.debug:
             raise
         message = str(error)

@@ -31,14 +31,14 @@ def _pyplot():
 
 
 def _save(fig, path: str | os.PathLike) -> str:
-    path = os.fspath(path)
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp.png")
-    fig.savefig(temporary, dpi=120, bbox_inches="tight")
-    os.replace(temporary, path)  # a reader never sees a half-written figure
-    _pyplot().close(fig)
-    return path
+    from studies.outputs import atomic_output
+
+    try:
+        with atomic_output(path) as temporary:  # a reader never sees a half-written figure
+            fig.savefig(temporary, dpi=120, bbox_inches="tight")
+    finally:
+        _pyplot().close(fig)
+    return os.fspath(path)
 
 
 def spectrum_grid(spectra: Sequence, points: int = 2001) -> tuple[np.ndarray, float]:

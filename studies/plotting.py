@@ -110,5 +110,8 @@ def plot_runs(runs: Sequence[StoredRun], path: str | os.PathLike, *,
     else:
         curves.set_title(f"running minimum of the loss, {len(runs)} runs", fontsize=9)
     curves.legend(fontsize=7, loc="upper right")
-    figure.savefig(path, dpi=dpi)
+    from studies.outputs import atomic_output
+
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, dpi=dpi)
     return path

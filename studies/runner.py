@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from solvers.result import OptimizationResult, ProgressInfo
+from studies.liveness import RunLease
 from studies.store import ResultsFile, RunConfig, StoreLockedError, check_writable, write_run
 
 __all__ = [
@@ -162,6 +163,11 @@ def problem_fields(name: str, size: tuple[int, int] | None = None,
             "see `nrto problems` for the tasks and families"
         raise ConfigurationError(f"unknown problem {name!r}; {hint}")
     width, height = size
+    if not 0 < volume_fraction <= 1 or volume_fraction * width * height < 1:
+        raise ConfigurationError(
+            f"volume fraction {volume_fraction:g} on a {width}x{height} grid leaves "
+            f"{max(volume_fraction, 0) * width * height:.3g} elements of material; it must be in "
+            f"(0, 1] and leave at least one (>= {1 / (width * height):.3g})")
     try:
         problem = build_problem(family, width, height, volume_fraction, **params)
     except (ValueError, TypeError, UnknownProblemError) as error:
@@ -270,7 +276,11 @@ def _outcome(config: RunConfig, run_id: str | None, result: OptimizationResult |
 
 def execute(task: RunTask, *, progress: bool = True, position: int = 0,
             checkpoint_every: int = 50) -> RunOutcome:
-    """Run one task in this process and store it.
+    """Run one task in this process and store it, holding the run's lease meanwhile.
+
+    The lease (:mod:`studies.liveness`) marks the run as being computed by this process from the
+    moment it has an id (a resumed run: before any work) until its last write, so that
+    ``nrto resume`` refuses it meanwhile.
 
     Args:
         task: the configuration, the results file and possibly a partial run to resume.
@@ -286,7 +296,29 @@ def execute(task: RunTask, *, progress: bool = True, position: int = 0,
     Raises:
         RunInterrupted: after a ``KeyboardInterrupt``, once the run so far is stored as partial.
         ConfigurationError: the optimizer rejected the configuration before the first iterate.
+        RunBusyError: the run to resume is being computed by another process.
     """
+    leases: list[RunLease] = []
+    try:
+        return _execute(task, leases, progress, position, checkpoint_every)
+    finally:
+        for lease in leases:
+            lease.release()
+
+
+def _take_lease(path: Path, run_id: str, leases: list) -> None:
+    from tqdm import tqdm
+
+    lease = RunLease(path, run_id)
+    dead = lease.acquire()
+    leases.append(lease)
+    if dead is not None:
+        tqdm.write(f"nrto: note: {run_id} was left by {dead.describe()}, which no longer runs; "
+                   f"taking it over", file=sys.stderr)
+
+
+def _execute(task: RunTask, leases: list, progress: bool, position: int,
+             checkpoint_every: int) -> RunOutcome:
     from tqdm import tqdm
 
     from solvers import optimize
@@ -300,14 +332,16 @@ def execute(task: RunTask, *, progress: bool = True, position: int = 0,
     specs = tuple(objective.parameter_specs)
     run_id, resume = task.resume_id, None
     if run_id is not None:
+        _take_lease(task.path, run_id, leases)
         stored = ResultsFile(task.path).read(run_id)
         resume = stored.result if stored.result.iterations > 0 else None
     state: dict[str, Any] = {"last": None, "run_id": run_id}
 
     def store(result: OptimizationResult, partial: bool, lock_timeout: float = 600.0) -> None:
-        state["run_id"] = write_run(task.path, config, result, run_id=state["run_id"],
-                                    partial=partial, parameter_specs=specs,
-                                    lock_timeout=lock_timeout)
+        state["run_id"] = write_run(
+            task.path, config, result, run_id=state["run_id"], partial=partial,
+            parameter_specs=specs, lock_timeout=lock_timeout,
+            on_run_id=None if leases else lambda new: _take_lease(task.path, new, leases))
 
     counts_evaluations = config.optimizer in EVALUATION_BUDGET_METHODS
     done = 0 if resume is None else (resume.evaluations if counts_evaluations

@@ -42,20 +42,25 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from solvers.flat import ParameterSpec
-from solvers.result import STATUSES, OptimizationResult, RecordOptions
+from solvers.result import STATUSES, OptimizationResult, stored_fields
+
+from studies.outputs import atomic_output, check_output, temporary_prefix
+from studies.config import MODEL_KINDS, RunConfig  # noqa: F401 - re-exported
+from studies.config import dumps as _dumps
 
 __all__ = [
     "MODEL_KINDS",
     "SCHEMA",
     "SCHEMA_VERSION",
     "AnalysisSummary",
+    "BrokenRunError",
     "Provenance",
     "ResultsFile",
     "RunConfig",
@@ -73,32 +78,17 @@ __all__ = [
 
 SCHEMA = "nrto-results"
 SCHEMA_VERSION = 1
-MODEL_KINDS = ("cnn", "pixel")
 _RUN_ID = re.compile(r"^run-(\d{4,})$")
 _ANALYSIS_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PACKAGES = ("numpy", "scipy", "h5py", "tensorflow", "keras", "autograd", "cvxopt", "nlopt",
              "scikit-image", "xarray", "matplotlib", "tqdm", "nrto")
 
-# name -> (axes, description); the order is the order of OptimizationResult's fields.
-_DATASETS: dict[str, tuple[tuple[str, ...], str]] = {
-    "loss_per_evaluation": (("evaluation",),
-                            "loss at every objective call, line-search trials included"),
-    "loss_per_iterate": (("iterate",), "loss at each accepted iterate; iterate 0 is the start"),
-    "grad_norm_per_iterate": (("iterate",),
-                              "Euclidean gradient norm at each iterate (NaN: not computed)"),
-    "step_length_per_iterate": (("iterate",), "|x_k - x_(k-1)|; entry 0 is NaN"),
-    "x": (("parameter",), "the last accepted iterate (flat parameter vector)"),
-    "iterate_indices": (("stored_iterate",), "iterate index k of each row of iterates/gradients"),
-    "iterates": (("stored_iterate", "parameter"), "stored iterates theta_k"),
-    "gradients": (("stored_iterate", "parameter"), "gradients at the stored iterates"),
-    "s_pairs": (("pair", "parameter"), "accepted L-BFGS pairs s_j = x_(k+1) - x_k, oldest first"),
-    "y_pairs": (("pair", "parameter"), "accepted L-BFGS pairs y_j = g_(k+1) - g_k, oldest first"),
-    "pair_iterations": (("pair",), "iterate index k+1 of the newer end point of pair j"),
-    "design_indices": (("design",), "iterate index k of each stored design"),
-    "designs": (("design", "row", "column"),
-                "physical densities, uint8: density = offset + scale * value"),
-}
-_INTEGER = ("iterate_indices", "pair_iterations", "design_indices")
+# The recorded fields and how each is stored: solvers.result.OptimizationResult's field metadata.
+_FIELDS = stored_fields()
+_DATASETS = {name: spec for name, spec in _FIELDS.items() if spec.axes is not None}
+_ATTRIBUTES = {name: spec for name, spec in _FIELDS.items() if spec.axes is None}
+_COMPRESS_ABOVE = 4096  # arrays with more values are chunked and gzip-compressed (level 1) ...
+_UNCOMPRESSED_AXIS = "parameter"  # ... except parameter vectors (float64 noise to gzip)
 
 
 class StoreError(Exception):
@@ -107,6 +97,10 @@ class StoreError(Exception):
 
 class StoreFormatError(StoreError):
     """The file is missing, not HDF5, or not an nrto results file of a known schema version."""
+
+
+class BrokenRunError(StoreFormatError):
+    """One run of a results file is damaged (the message names the run and what is broken)."""
 
 
 class StoreLockedError(StoreError):
@@ -118,124 +112,6 @@ class RunNotFoundError(StoreError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
-
-
-# -- configuration ---------------------------------------------------------------------------------
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain-JSON copy of ``value`` (tuples become lists, numpy scalars/arrays become Python)."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(dataclasses.asdict(value))
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise TypeError(f"{value!r} ({type(value).__name__}) cannot be stored as JSON; "
-                    f"use numbers, strings, booleans, lists or dicts")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(_jsonable(value), sort_keys=True)
-
-
-@dataclasses.dataclass(frozen=True)
-class RunConfig:
-    """Everything needed to repeat one optimization run.
-
-    Attributes:
-        problem: task name, e.g. ``"mbb_beam_96x32_0.5"`` (``solvers.problems`` naming).
-        family: the problem family (a key of ``solvers.problems.FAMILIES``).
-        width, height: grid size in elements.
-        volume_fraction: in (0, 1].
-        model: ``"cnn"`` or ``"pixel"``.
-        optimizer: method name for ``solvers.optimize`` (``"lbfgs"``, ``"mma"``, ...).
-        steps: the run's budget (``steps`` of ``solvers.optimize``), >= 1.
-        seed: seed of the model initialization and of stochastic methods, or None.
-        penal: SIMP penalty exponent p > 0.
-        filter_radius: cone-filter radius > 0.
-        options: extra keyword options of the optimizer (JSON-serializable).
-        model_options: keyword options of the model (``CNNConfig`` fields for the CNN,
-            ``volume_constraint`` for pixels).
-        problem_params: keyword parameters of the family builder (e.g. ``num_stories``).
-        record: what the optimizer records besides the loss.
-    """
-
-    problem: str
-    family: str
-    width: int
-    height: int
-    volume_fraction: float
-    model: str
-    optimizer: str
-    steps: int
-    seed: int | None = 0
-    penal: float = 3.0
-    filter_radius: float = 2.0
-    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    model_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    problem_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    record: RecordOptions = dataclasses.field(default_factory=RecordOptions)
-
-    def __post_init__(self):
-        for name in ("problem", "family", "optimizer"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(f"{name} must be a non-empty string; got {getattr(self, name)!r}")
-        if self.model not in MODEL_KINDS:
-            raise ValueError(f"model must be one of {MODEL_KINDS}; got {self.model!r}")
-        for name in ("width", "height", "steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
-            object.__setattr__(self, name, int(value))
-        if self.seed is not None:
-            if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
-                    or self.seed < 0:
-                raise ValueError(f"seed must be a non-negative integer or None; got {self.seed!r}")
-            object.__setattr__(self, "seed", int(self.seed))
-        if not 0.0 < float(self.volume_fraction) <= 1.0:
-            raise ValueError(f"volume_fraction must be in (0, 1]; got {self.volume_fraction!r}")
-        object.__setattr__(self, "volume_fraction", float(self.volume_fraction))
-        for name in ("penal", "filter_radius"):
-            value = float(getattr(self, name))
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite positive number; got {value!r}")
-            object.__setattr__(self, name, value)
-        for name in ("options", "model_options", "problem_params"):
-            value = getattr(self, name)
-            if not isinstance(value, Mapping):
-                raise TypeError(f"{name} must be a mapping of keyword options; got {value!r}")
-            try:  # stored as JSON: reject what JSON cannot hold now, not at write time
-                object.__setattr__(self, name, json.loads(_dumps(dict(value))))
-            except TypeError as error:
-                raise ValueError(f"{name}: {error}") from None
-        if not isinstance(self.record, RecordOptions):
-            raise TypeError(f"record must be a RecordOptions; got {self.record!r}")
-
-    @property
-    def label(self) -> str:
-        """Readable name, e.g. ``"mbb_beam_96x32_0.5/cnn/lbfgs/seed0"``."""
-        return f"{self.problem}/{self.model}/{self.optimizer}/seed{self.seed}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible dict (inverse: :meth:`from_dict`)."""
-        return _jsonable(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
-        data = dict(data)
-        record = dict(data.pop("record", {}))
-        if "designs_at" in record:
-            record["designs_at"] = tuple(record["designs_at"])
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known},
-                   record=RecordOptions(**record))
 
 
 # -- typed records returned by the reader ----------------------------------------------------------
@@ -408,18 +284,16 @@ def _lock_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.lock")
 
 
-def _temporary_prefix(path: Path) -> str:
-    return f".{path.name}.tmp-"
-
-
 @contextlib.contextmanager
 def _write_lock(path: Path, timeout: float) -> Iterator[None]:
     """Exclusive ``flock`` on the sidecar lock file, polled until ``timeout`` seconds."""
+    lock = _lock_path(path)
+    if lock.is_symlink() or (lock.exists() and not lock.is_file()):
+        raise StoreError(f"the lock file {lock} is not a regular file; remove it")
     try:
-        fd = os.open(_lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
-        raise StoreError(f"cannot create the lock file {_lock_path(path)}: "
-                         f"{error.strerror}") from None
+        raise StoreError(f"cannot create the lock file {lock}: {error.strerror}") from None
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -429,7 +303,7 @@ def _write_lock(path: Path, timeout: float) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise StoreLockedError(
-                        f"{path} is being written by another process (lock {_lock_path(path)} "
+                        f"{path} is being written by another process (lock {lock} "
                         f"held for more than {timeout:g} s)") from None
                 time.sleep(0.02)
         yield
@@ -437,45 +311,47 @@ def _write_lock(path: Path, timeout: float) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _fsync(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def check_writable(path: str | os.PathLike) -> Path:
     """Fail early (before hours of optimization) if runs cannot be written to ``path``.
 
+    The rules of :mod:`studies.outputs` apply (symbolic links followed, only regular writable
+    files replaced, the folder must accept files); an existing file must be a sound results
+    file: runs are not added to a file with a damaged run (it would be copied along).
+
     Returns:
-        The path as a :class:`Path`.
+        The real path to write (symbolic links resolved).
 
     Raises:
-        StoreError: the folder does not exist or is not writable, or the path is a folder.
-        StoreFormatError: the file exists but is not an nrto results file.
+        OutputError: the path cannot be written (see :func:`studies.outputs.check_output`).
+        StoreError: the lock file cannot be used.
+        StoreFormatError: the file exists but is not an nrto results file, or has a damaged run.
     """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise StoreError(f"{path} is a folder; give a file name such as {path / 'runs.h5'}")
-    if not folder.is_dir():
-        raise StoreError(f"cannot write {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise StoreError(f"cannot write {path}: folder {folder} is not writable")
-    if path.exists():
-        ResultsFile(path).run_ids()  # raises StoreFormatError for a foreign file
-    return path
+    real = check_output(path)
+    lock = _lock_path(real)
+    if lock.exists() and (not lock.is_file() or not os.access(lock, os.R_OK | os.W_OK)):
+        raise StoreError(f"cannot write {path}: its lock file {lock} is not a writable regular "
+                         f"file")
+    if real.exists():
+        damaged = ResultsFile(real).damaged()  # raises StoreFormatError for a foreign file
+        if damaged:
+            run_id, problem = next(iter(damaged.items()))
+            more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+            raise StoreFormatError(f"{path}: {run_id} is damaged: {problem}{more}; runs are not "
+                                   f"added to a file with a damaged run (write to another file)")
+    return real
 
 
 def write_run(path: str | os.PathLike, config: RunConfig, result: OptimizationResult, *,
               run_id: str | None = None, partial: bool | None = None,
               parameter_specs: tuple[ParameterSpec, ...] = (),
-              lock_timeout: float = 60.0) -> str:
+              lock_timeout: float = 60.0,
+              on_run_id: Callable[[str], None] | None = None) -> str:
     """Add a run to the results file at ``path`` (created if missing), or replace one.
 
     The whole file is rebuilt in a temporary file (other runs are copied with ``H5Ocopy``, which
-    also reclaims the space of replaced checkpoints), fsync'ed and renamed over ``path``.
+    also reclaims the space of replaced checkpoints), fsync'ed and renamed over ``path`` (the
+    rules of :mod:`studies.outputs`: a symbolic link is followed, the file's mode is kept).
+    A file with a damaged run is refused (the damaged run would be copied along).
 
     Args:
         path: the HDF5 file.
@@ -486,16 +362,20 @@ def write_run(path: str | os.PathLike, config: RunConfig, result: OptimizationRe
         partial: whether the run is unfinished; default ``result.status == "interrupted"``.
         parameter_specs: layout of the flat parameter vector, stored for later analysis.
         lock_timeout: seconds to wait for another writer before :class:`StoreLockedError`.
+        on_run_id: called with the run id under the write lock, before the file is replaced
+            (e.g. to mark the run as live before any other process can see it); if it raises,
+            nothing is written.
 
     Returns:
         The run id, e.g. ``"run-0003"``.
 
     Raises:
-        StoreFormatError: ``path`` exists but is not an nrto results file.
+        OutputError: ``path`` cannot be written (see :mod:`studies.outputs`).
+        StoreFormatError: ``path`` exists but is not an nrto results file, or has a damaged run.
         StoreLockedError: another writer held the lock too long.
         ValueError: a malformed ``run_id`` or an inconsistent ``result``.
     """
-    path = Path(path)
+    path = check_output(path)
     if not isinstance(config, RunConfig):
         raise TypeError(f"config must be a RunConfig; got {type(config).__name__}")
     if not isinstance(result, OptimizationResult):
@@ -515,8 +395,13 @@ def write_run(path: str | os.PathLike, config: RunConfig, result: OptimizationRe
                 target.attrs["created"] = source.attrs.get("created", _now())
                 next_number = int(source.attrs.get("next_run_number", 0))
                 for name, group in source["runs"].items():
+                    problem = (_run_problem(group) if _RUN_ID.match(name)
+                               else "its name is not a run id")
                     if name == run_id:
                         created = group.attrs.get("created")
+                    elif problem is not None:
+                        raise StoreFormatError(f"{path}: {name} is damaged: {problem}; runs are "
+                                               f"not added to a file with a damaged run")
                     else:
                         source.copy(group, runs, name=name)
         if run_id is None:
@@ -525,6 +410,8 @@ def write_run(path: str | os.PathLike, config: RunConfig, result: OptimizationRe
         target.attrs["next_run_number"] = next_number
         _write_group(runs.create_group(run_id), config, result, partial,
                      parameter_specs, created)
+        if on_run_id is not None:
+            on_run_id(run_id)
     return run_id
 
 
@@ -533,25 +420,19 @@ def _atomic_rewrite(path: Path, lock_timeout: float):
     """Under the write lock, yield a new (empty, writable) ``h5py.File`` that replaces ``path``.
 
     The caller fills it (reading ``path`` if it wants to carry its content over); on a normal exit
-    it is fsync'ed and renamed over ``path`` and the folder is fsync'ed. On any exception the
-    temporary file is removed and ``path`` is left as it was.
+    it replaces ``path`` as :func:`studies.outputs.atomic_output` does (fsync, mode kept, rename).
+    On any exception the temporary file is removed and ``path`` is left as it was.
     """
     import h5py
 
+    path = check_output(path)
     with _write_lock(path, lock_timeout):
-        for stale in (path.parent if str(path.parent) else Path(".")).iterdir():
-            if stale.name.startswith(_temporary_prefix(path)):
+        for stale in path.parent.iterdir():
+            if stale.name.startswith(temporary_prefix(path)) and stale.is_file():
                 stale.unlink(missing_ok=True)  # left by a killed writer; we hold the lock
-        temporary = path.with_name(f"{_temporary_prefix(path)}{os.getpid()}")
-        try:
+        with atomic_output(path, suffix="") as temporary:
             with h5py.File(temporary, "w") as target:
                 yield target
-            _fsync(temporary)
-            os.replace(temporary, path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        _fsync(path.parent if str(path.parent) else Path("."), directory=True)
 
 
 def _analysis_parts(name: str) -> tuple[str, str]:
@@ -598,7 +479,7 @@ def write_analysis(path: str | os.PathLike, run_id: str | int, name: str,
         StoreError: the run changed since ``run_updated``.
         ValueError: a bad name, a missing or wrong ``axes`` entry, or settings JSON cannot hold.
     """
-    path = Path(path)
+    path = check_output(path)
     kind, key = _analysis_parts(name)
     settings_json = _dumps(dict(settings))
     prepared: dict[str, tuple[np.ndarray, list[str]]] = {}
@@ -659,11 +540,7 @@ def _write_group(group, config: RunConfig, result: OptimizationResult, partial: 
         "height": config.height, "volume_fraction": config.volume_fraction,
         "model": config.model, "optimizer": config.optimizer, "steps": config.steps,
         "seed": -1 if config.seed is None else config.seed,
-        "method": result.method, "options": _dumps(result.options),
-        "status": result.status, "partial": partial, "message": result.message,
-        "converged": bool(result.converged), "iterations": int(result.iterations),
-        "evaluations": int(result.evaluations), "skipped_pairs": int(result.skipped_pairs),
-        "elapsed": float(result.elapsed),
+        "partial": partial,
         "final_loss": float(result.loss_per_iterate[-1]) if len(result.loss_per_iterate)
         else math.nan,
         "best_loss": float(finite.min()) if finite.size else math.nan,
@@ -673,47 +550,55 @@ def _write_group(group, config: RunConfig, result: OptimizationResult, partial: 
         "hostname": socket.gethostname(), "created": created or now, "updated": now,
         "schema_version": SCHEMA_VERSION,
     }
+    for name, spec in _ATTRIBUTES.items():
+        attrs[name] = _ATTRIBUTE_WRITERS[spec.dtype](getattr(result, name))
     group.attrs.update(attrs)
-    for name, (axes, description) in _DATASETS.items():
+    for name, spec in _DATASETS.items():
         value = getattr(result, name)
         if value is None:
             continue
-        if name == "designs":
-            dataset = _write_designs(group, np.asarray(value, dtype=np.float64))
+        if spec.dtype == "density8":
+            dataset = _write_designs(group, name, np.asarray(value, dtype=np.float64), spec.axes)
         else:
-            dtype = np.int64 if name in _INTEGER else np.float64
-            value = np.asarray(value, dtype=dtype)
-            if value.ndim != len(axes):
-                raise ValueError(f"result.{name} has {value.ndim} axes; expected {len(axes)} "
-                                 f"({', '.join(axes)})")
+            value = np.asarray(value, dtype=spec.dtype)
+            if value.ndim != len(spec.axes):
+                raise ValueError(f"result.{name} has {value.ndim} axes; expected "
+                                 f"{len(spec.axes)} ({', '.join(spec.axes)})")
             # Parameter vectors (iterates, gradients, pairs) are float64 noise to gzip: it saves
             # a few percent at a large cost in time, so they are stored uncompressed.
-            big = value.size > 4096 and "parameter" not in axes
+            big = value.size > _COMPRESS_ABOVE and _UNCOMPRESSED_AXIS not in spec.axes
             dataset = group.create_dataset(name, data=value, chunks=True if big else None,
                                            compression="gzip" if big else None,
                                            compression_opts=1 if big else None)
-        dataset.attrs["axes"] = list(axes)
-        dataset.attrs["description"] = description
-        for axis, label in enumerate(axes):
+        dataset.attrs["axes"] = list(spec.axes)
+        dataset.attrs["description"] = spec.description
+        for axis, label in enumerate(spec.axes):
             dataset.dims[axis].label = label
 
 
-def _write_designs(group, designs: np.ndarray):
-    if designs.ndim != 3:
-        raise ValueError(f"result.designs has shape {designs.shape}; expected (d, H, W)")
+_ATTRIBUTE_WRITERS = {"str": str, "int": int, "float": float, "bool": bool, "json": _dumps}
+_ATTRIBUTE_READERS = {"str": lambda v: _text(v), "int": int, "float": float, "bool": bool,
+                      "json": lambda v: json.loads(_text(v))}
+
+
+def _write_designs(group, name: str, designs: np.ndarray, axes: tuple[str, ...]):
+    """Densities as uint8 ``q`` with ``density = offset + scale * q`` (and a ``<name>_nonfinite``
+    mask where they were NaN or infinite)."""
+    if designs.ndim != len(axes):
+        raise ValueError(f"result.{name} has shape {designs.shape}; expected axes {axes}")
     finite = np.isfinite(designs)
     low = min(0.0, float(designs[finite].min())) if finite.any() else 0.0
     high = max(1.0, float(designs[finite].max())) if finite.any() else 1.0
     scale = (high - low) / 255.0
     quantized = np.rint((np.where(finite, designs, low) - low) / scale)
-    dataset = group.create_dataset("designs", data=np.clip(quantized, 0, 255).astype(np.uint8),
+    dataset = group.create_dataset(name, data=np.clip(quantized, 0, 255).astype(np.uint8),
                                    chunks=True if designs.size else None,
                                    compression="gzip" if designs.size else None)
     dataset.attrs["scale"] = scale
     dataset.attrs["offset"] = low
     if not finite.all():
-        mask = group.create_dataset("designs_nonfinite", data=~finite, compression="gzip")
-        mask.attrs["axes"] = ["design", "row", "column"]
+        mask = group.create_dataset(f"{name}_nonfinite", data=~finite, compression="gzip")
+        mask.attrs["axes"] = list(axes)
         mask.attrs["description"] = "True where the design was NaN or infinite (stored as offset)"
     return dataset
 
@@ -728,19 +613,32 @@ def _open(path: Path):
 
     if not path.exists():
         raise StoreFormatError(f"no such results file: {path}")
+    if not path.is_file():
+        raise StoreFormatError(f"{path} is not a regular file (not an nrto results file)")
     try:
         handle = h5py.File(path, "r")
     except OSError:
         raise StoreFormatError(f"{path} is not an HDF5 file (not an nrto results file)") from None
     with handle:
         schema = handle.attrs.get("schema")
-        if schema != SCHEMA or "runs" not in handle:
+        if schema is None or _text(schema) != SCHEMA:
+            found = "no schema attribute" if schema is None else f"schema {_text(schema)!r}"
             raise StoreFormatError(f"{path} is an HDF5 file but not an nrto results file "
-                                   f"(no schema attribute {SCHEMA!r})")
-        version = int(handle.attrs.get("schema_version", -1))
+                                   f"({found}; expected {SCHEMA!r})")
+        raw = handle.attrs.get("schema_version")
+        try:
+            version = int(raw)
+            if version != float(raw):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise StoreFormatError(f"{path}: damaged results file: schema_version is {raw!r}, "
+                                   f"not an integer") from None
         if version > SCHEMA_VERSION:
             raise StoreFormatError(f"{path} uses schema version {version}; this nrto reads up to "
                                    f"{SCHEMA_VERSION} (update nrto)")
+        if "runs" not in handle:
+            raise StoreFormatError(f"{path}: damaged results file: it has the schema attribute "
+                                   f"but no /runs group")
         yield handle
 
 
@@ -748,9 +646,66 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _sorted_ids(runs) -> list[str]:
+    """The well-named run groups, in creation order (others are reported by the checks)."""
+    return sorted((name for name in runs if _RUN_ID.match(name)),
+                  key=lambda name: int(_RUN_ID.match(name)[1]))
+
+
+_REQUIRED_DATASETS = tuple(
+    field.name for field in dataclasses.fields(OptimizationResult) if field.name in _DATASETS
+    and field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING)
+_RUN_ATTRIBUTES = ("label", "config", "partial", "final_loss", "best_loss", "parameter_specs",
+                   "versions", "git_revision", "git_dirty", "hostname", "created", "updated")
+
+
+def _run_problem(group) -> str | None:
+    """What is wrong with a run group (cheap: attributes and dataset shapes), or None."""
+    import h5py
+
+    if not isinstance(group, h5py.Group):
+        return "it is not an HDF5 group"
+    a = group.attrs
+    missing = [name for name in (*_RUN_ATTRIBUTES, *_ATTRIBUTES) if name not in a]
+    if missing:
+        return f"attribute {missing[0]!r} is missing"
+    try:
+        RunConfig.from_dict(json.loads(_text(a["config"])))
+    except (ValueError, TypeError, AttributeError) as error:
+        return f"attribute 'config' is broken ({' '.join(str(error).split())[:120]})"
+    for name, spec in _ATTRIBUTES.items():
+        try:
+            _ATTRIBUTE_READERS[spec.dtype](a[name])
+        except (ValueError, TypeError):
+            return f"attribute {name!r} is not a valid {spec.dtype}: {a[name]!r}"[:200]
+    if _text(a["status"]) not in STATUSES:
+        return f"unknown status {_text(a['status'])!r}"
+    for name in ("versions", "parameter_specs"):
+        try:
+            json.loads(_text(a[name]))
+        except ValueError:
+            return f"attribute {name!r} is not valid JSON"
+    for name in _REQUIRED_DATASETS:
+        if name not in group:
+            return f"dataset {name!r} is missing"
+    for name, spec in _DATASETS.items():
+        if name in group:
+            dataset = group[name]
+            if not isinstance(dataset, h5py.Dataset) or dataset.ndim != len(spec.axes):
+                return f"dataset {name!r} should have {len(spec.axes)} axes " \
+                       f"({', '.join(spec.axes)})"
+            if spec.dtype == "density8" and not {"scale", "offset"} <= set(dataset.attrs):
+                return f"dataset {name!r} lacks its scale/offset attributes"
+    return None
+
+
 class ResultsFile:
     """Read access to a results file (each call opens and closes the file, so writers may
     replace it in between).
+
+    A damaged run (a missing or unreadable attribute or dataset) makes the calls that need it
+    raise :class:`BrokenRunError`, naming the run and what is broken; the other runs stay
+    readable (:meth:`damaged` lists the damaged ones, ``runs(skip_damaged=True)`` the others).
 
     Example::
 
@@ -768,15 +723,30 @@ class ResultsFile:
         return f"ResultsFile({str(self.path)!r})"
 
     def run_ids(self) -> list[str]:
-        """All run ids, in creation order."""
+        """All run ids, in creation order (damaged runs included)."""
         with _open(self.path) as handle:
-            return sorted(handle["runs"], key=lambda name: int(_RUN_ID.match(name)[1]))
+            return _sorted_ids(handle["runs"])
 
     def __len__(self) -> int:
         return len(self.run_ids())
 
     def __contains__(self, run_id: object) -> bool:
         return run_id in self.run_ids()
+
+    def damaged(self) -> dict[str, str]:
+        """Damaged runs: group name -> what is wrong (empty for a sound file)."""
+        with _open(self.path) as handle:
+            runs = handle["runs"]
+            found = {name: "its name is not a run id like 'run-0003'" for name in runs
+                     if not _RUN_ID.match(name)}
+            for name in _sorted_ids(runs):
+                problem = _run_problem(runs[name])
+                if problem is not None:
+                    found[name] = problem
+            return found
+
+    def _broken(self, run_id: str, problem: str) -> BrokenRunError:
+        return BrokenRunError(f"{self.path}: {run_id} is damaged: {problem}")
 
     def resolve(self, key: str | int) -> str:
         """The run id for ``key``: a run id, its number (``3`` or ``"3"``) or a unique label.
@@ -790,27 +760,38 @@ class ResultsFile:
                 key = f"run-{int(key):04d}"
             if key in runs:
                 return key
-            labels = [_text(group.attrs["label"]) for group in runs.values()]
-            matches = [name for name, group in runs.items()
-                       if _text(group.attrs["label"]) == key]
+            labels = {name: _text(runs[name].attrs.get("label", "")) for name in
+                      _sorted_ids(runs)}
+            matches = [name for name, label in labels.items() if label == key]
             if len(matches) == 1:
                 return matches[0]
             if matches:
                 raise RunNotFoundError(f"label {key!r} names several runs ({', '.join(matches)}); "
                                        f"give a run id")
-            close = difflib.get_close_matches(str(key), [*runs, *labels], n=3, cutoff=0.6)
+            close = difflib.get_close_matches(str(key), [*runs, *labels.values()], n=3,
+                                              cutoff=0.6)
             hint = ("did you mean " + " or ".join(repr(c) for c in close) + "?") if close else (
                 f"the file holds {len(runs)} run(s)" + (f": {', '.join(list(runs)[:5])}"
                                                        + (", ..." if len(runs) > 5 else "")
                                                        if len(runs) else ""))
             raise RunNotFoundError(f"no run {key!r} in {self.path}; {hint}")
 
-    def runs(self) -> list[RunSummary]:
-        """Summaries of all runs, in creation order (attributes only; no arrays are read)."""
+    def runs(self, *, skip_damaged: bool = False) -> list[RunSummary]:
+        """Summaries of all runs, in creation order (attributes only; no arrays are read).
+
+        Raises:
+            BrokenRunError: a run is damaged (unless ``skip_damaged``: then it is left out).
+        """
         with _open(self.path) as handle:
             groups = handle["runs"]
-            return [self._summary(name, groups[name]) for name in
-                    sorted(groups, key=lambda name: int(_RUN_ID.match(name)[1]))]
+            found = []
+            for name in _sorted_ids(groups):
+                problem = _run_problem(groups[name])
+                if problem is None:
+                    found.append(self._summary(name, groups[name]))
+                elif not skip_damaged:
+                    raise self._broken(name, problem)
+            return found
 
     @staticmethod
     def _summary(run_id: str, group) -> RunSummary:
@@ -824,39 +805,44 @@ class ResultsFile:
             elapsed=float(a["elapsed"]), updated=_text(a["updated"]))
 
     def read(self, run_id: str | int) -> StoredRun:
-        """The full run (all arrays; designs dequantized to float64)."""
+        """The full run (all arrays; designs dequantized to float64).
+
+        Raises:
+            RunNotFoundError: no such run.
+            BrokenRunError: the run is damaged (the message says what is broken).
+        """
         run_id = self.resolve(run_id)
         with _open(self.path) as handle:
             group = handle["runs"][run_id]
-            a = group.attrs
-            arrays: dict[str, Any] = {}
-            for name in _DATASETS:
-                if name not in group:
-                    continue
-                if name == "designs":
-                    arrays[name] = _read_designs(group)
-                else:
-                    arrays[name] = group[name][()]
-            status = _text(a["status"])
-            if status not in STATUSES:
-                raise StoreFormatError(f"run {run_id} has unknown status {status!r}")
-            result = OptimizationResult(
-                method=_text(a["method"]), options=json.loads(_text(a["options"])),
-                iterations=int(a["iterations"]), evaluations=int(a["evaluations"]),
-                converged=bool(a["converged"]), status=status, message=_text(a["message"]),
-                skipped_pairs=int(a["skipped_pairs"]), elapsed=float(a["elapsed"]), **arrays)
-            dirty = _text(a["git_dirty"])
-            provenance = Provenance(
-                versions=json.loads(_text(a["versions"])), git_revision=_text(a["git_revision"]),
-                git_dirty=None if dirty == "unknown" else dirty == "yes",
-                hostname=_text(a["hostname"]), created=_text(a["created"]),
-                updated=_text(a["updated"]))
-            specs = tuple(ParameterSpec(name, tuple(shape), kind) for name, shape, kind
-                          in json.loads(_text(a["parameter_specs"])))
-            return StoredRun(run_id=run_id, label=_text(a["label"]),
-                             config=RunConfig.from_dict(json.loads(_text(a["config"]))),
-                             result=result, partial=bool(a["partial"]), provenance=provenance,
-                             parameter_specs=specs)
+            problem = _run_problem(group)
+            if problem is not None:
+                raise self._broken(run_id, problem)
+            try:
+                return self._read(run_id, group)
+            except (KeyError, ValueError, TypeError, OSError) as error:
+                raise self._broken(run_id, " ".join(str(error).split())[:200]) from None
+
+    def _read(self, run_id: str, group) -> StoredRun:
+        a = group.attrs
+        fields: dict[str, Any] = {name: _ATTRIBUTE_READERS[spec.dtype](a[name])
+                                  for name, spec in _ATTRIBUTES.items()}
+        for name, spec in _DATASETS.items():
+            if name in group:
+                fields[name] = (_read_designs(group, name) if spec.dtype == "density8"
+                                else group[name][()])
+        result = OptimizationResult(**fields)
+        dirty = _text(a["git_dirty"])
+        provenance = Provenance(
+            versions=json.loads(_text(a["versions"])), git_revision=_text(a["git_revision"]),
+            git_dirty=None if dirty == "unknown" else dirty == "yes",
+            hostname=_text(a["hostname"]), created=_text(a["created"]),
+            updated=_text(a["updated"]))
+        specs = tuple(ParameterSpec(name, tuple(shape), kind) for name, shape, kind
+                      in json.loads(_text(a["parameter_specs"])))
+        return StoredRun(run_id=run_id, label=_text(a["label"]),
+                         config=RunConfig.from_dict(json.loads(_text(a["config"]))),
+                         result=result, partial=bool(a["partial"]), provenance=provenance,
+                         parameter_specs=specs)
 
     def analyses(self, run_id: str | int) -> list[AnalysisSummary]:
         """The analyses stored for a run (names, settings, shapes; no arrays), sorted by name."""
@@ -913,8 +899,8 @@ class ResultsFile:
 
         run = self.read(run_id)
         r = run.result
-        data = {name: (_DATASETS[name][0], getattr(r, name)) for name in _DATASETS
-                if getattr(r, name) is not None and name not in _INTEGER}
+        data = {name: (spec.axes, getattr(r, name)) for name, spec in _DATASETS.items()
+                if getattr(r, name) is not None and spec.dtype != "int64"}
         coords = {"evaluation": np.arange(len(r.loss_per_evaluation)),
                   "iterate": np.arange(len(r.loss_per_iterate))}
         if r.iterates is not None or r.gradients is not None:
@@ -936,11 +922,11 @@ class ResultsFile:
         return xarray.Dataset(data, coords=coords, attrs=attrs)
 
 
-def _read_designs(group) -> np.ndarray:
-    dataset = group["designs"]
+def _read_designs(group, name: str) -> np.ndarray:
+    dataset = group[name]
     designs = float(dataset.attrs["offset"]) + float(dataset.attrs["scale"]) \
         * dataset[()].astype(np.float64)
-    if "designs_nonfinite" in group:
-        designs[group["designs_nonfinite"][()]] = np.nan
+    if f"{name}_nonfinite" in group:
+        designs[group[f"{name}_nonfinite"][()]] = np.nan
     return designs
 

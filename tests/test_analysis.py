@@ -16,7 +16,6 @@ import json
 import h5py
 import numpy as np
 import pytest
-from test_store import make_config, make_result
 
 import landscape
 from solvers.result import RecordOptions
@@ -265,7 +264,9 @@ def test_what_was_not_stored_is_a_one_line_usage_error(runs, capsys):
                 3, "--steps", 5, "--no-progress")[0] == 0
 
 
-def test_write_analysis_validates_replaces_and_is_dropped_with_its_run(tmp_path):
+def test_write_analysis_validates_replaces_and_is_dropped_with_its_run(tmp_path, make_config,
+                                                                      make_result,
+                                                                      assert_same_result):
     path = tmp_path / "runs.h5"
     run_id = write_run(path, make_config(), make_result(0))
     other = write_run(path, make_config(1), make_result(1))
@@ -289,7 +290,6 @@ def test_write_analysis_validates_replaces_and_is_dropped_with_its_run(tmp_path)
     np.testing.assert_array_equal(stored.arrays["values"], arrays["values"])
     assert stored.axes == {"values": ("row", "column")} and store.analyses(other) == []
     # the runs themselves are untouched by analysis writes
-    from test_store import assert_same_result
     assert_same_result(store.read(run_id).result, make_result(0))
     # a rewritten run (checkpoint, resume) loses its analyses: they may describe other iterates
     write_run(path, make_config(), make_result(0), run_id=run_id)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_store import make_config, make_result
 
 from studies.cli import main
 from studies.store import ResultsFile, write_run
@@ -42,7 +41,7 @@ needs_optimize = pytest.mark.skipif(not _solvers_can_optimize(),
 
 
 @pytest.fixture
-def stored(tmp_path) -> Path:
+def stored(tmp_path, make_result, make_config) -> Path:
     """A results file with a finished run and a partial one (synthetic arrays)."""
     path = tmp_path / "runs.h5"
     write_run(path, make_config(0), make_result(0))
@@ -129,7 +128,7 @@ def test_problems_lists_every_task_with_its_size_and_volume_fraction(capsys):
     assert [t["name"] for t in tasks] == [r[0] for r in rows if r[1] == "staircase"]
 
 
-def test_inspect_json_and_table_report_the_stored_runs(stored, capsys):
+def test_inspect_json_and_table_report_the_stored_runs(stored, capsys, make_result):
     code, out, _ = _run(["inspect", stored, "--json"], capsys)
     assert code == 0
     rows = json.loads(out)
@@ -200,7 +199,7 @@ def test_optimize_a_tiny_pixel_problem_then_inspect_and_plot(tmp_path, capsys):
 
 
 @needs_optimize
-def test_resume_continues_an_interrupted_run(tmp_path, capsys):
+def test_resume_continues_an_interrupted_run(tmp_path, capsys, make_config):
     from solvers import optimize
     from studies.runner import build_objective
 

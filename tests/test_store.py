@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from solvers.flat import ParameterSpec
-from solvers.result import OptimizationResult, RecordOptions
 from studies.store import (
     ResultsFile,
     RunConfig,
@@ -31,67 +30,7 @@ from studies.store import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-ARRAY_FIELDS = ("x", "loss_per_evaluation", "loss_per_iterate", "grad_norm_per_iterate",
-                "step_length_per_iterate", "iterate_indices", "iterates", "gradients", "s_pairs",
-                "y_pairs", "pair_iterations", "design_indices")
-
-
-def make_result(seed: int = 0, *, n: int = 12, iterations: int = 5, evaluations: int = 9,
-                full: bool = True, status: str = "max_steps") -> OptimizationResult:
-    """A synthetic run with every field filled (``full``) or only the required ones."""
-    rng = np.random.default_rng(seed)
-    losses = np.exp(-np.linspace(0, 3, evaluations)) * 100 + rng.random(evaluations)
-    extra = {}
-    if full:
-        stored = np.array([0, 2, 4, iterations])
-        designs = rng.random((3, 4, 6))
-        designs[0, 0, :3] = [0.0, 1.0, 0.5]
-        extra = {"iterate_indices": stored, "iterates": rng.normal(size=(4, n)),
-                 "gradients": rng.normal(size=(4, n)), "s_pairs": rng.normal(size=(3, n)),
-                 "y_pairs": rng.normal(size=(3, n)), "pair_iterations": np.array([2, 3, 5]),
-                 "skipped_pairs": 1, "design_indices": np.array([0, 3, iterations]),
-                 "designs": designs}
-    step = rng.random(iterations + 1)
-    step[0] = np.nan
-    return OptimizationResult(
-        method="lbfgs", options={"memory": 10, "factr": 1.0, "nested": {"a": [1, 2]}},
-        x=rng.normal(size=n), loss_per_evaluation=losses,
-        loss_per_iterate=np.sort(losses)[::-1][: iterations + 1].copy(),
-        grad_norm_per_iterate=rng.random(iterations + 1), step_length_per_iterate=step,
-        iterations=iterations, evaluations=evaluations, converged=status == "converged",
-        status=status, message=f"synthetic {seed}", elapsed=1.25 + seed, **extra)
-
-
-def make_config(seed: int = 0, **changes) -> RunConfig:
-    config = RunConfig(problem="mbb_beam_16x8_0.5", family="mbb_beam", width=16, height=8,
-                       volume_fraction=0.5, model="pixel", optimizer="lbfgs", steps=10, seed=seed,
-                       options={"memory": 10}, record=RecordOptions(iterates_every=2))
-    return dataclasses.replace(config, **changes)
-
-
-def assert_same_result(read: OptimizationResult, written: OptimizationResult) -> None:
-    for name in ARRAY_FIELDS:
-        expected = getattr(written, name)
-        if expected is None:
-            assert getattr(read, name) is None, name
-        else:
-            np.testing.assert_array_equal(getattr(read, name), expected, err_msg=name)
-            assert getattr(read, name).dtype == np.asarray(expected).dtype or name.endswith(
-                ("indices", "iterations")), name
-    for name in ("method", "iterations", "evaluations", "converged", "status", "message",
-                 "skipped_pairs", "elapsed"):
-        assert getattr(read, name) == getattr(written, name), name
-    assert read.options == json.loads(json.dumps(written.options))
-    if written.designs is None:
-        assert read.designs is None
-    else:
-        # 8-bit quantization over [0, 1]: error at most half a step, 0 and 1 exact.
-        assert np.max(np.abs(read.designs - written.designs)) <= 0.5 / 255 + 1e-12
-        exact = np.isin(written.designs, (0.0, 1.0))
-        np.testing.assert_array_equal(read.designs[exact], written.designs[exact])
-
-
-def test_round_trip_every_field(tmp_path):
+def test_round_trip_every_field(tmp_path, make_result, make_config, assert_same_result):
     path = tmp_path / "runs.h5"
     specs = (ParameterSpec("pixels", (3, 4), "pixels"),)
     written = [make_result(0), make_result(1, full=False, status="converged")]
@@ -120,7 +59,7 @@ def test_round_trip_every_field(tmp_path):
     assert [row.final_loss for row in rows] == [r.loss_per_iterate[-1] for r in written]
 
 
-def test_layout_matches_the_documented_schema(tmp_path):
+def test_layout_matches_the_documented_schema(tmp_path, make_result, make_config):
     path = tmp_path / "runs.h5"
     result = make_result(3)
     write_run(path, make_config(), result)
@@ -146,7 +85,7 @@ def test_layout_matches_the_documented_schema(tmp_path):
                                       result.loss_per_evaluation)
 
 
-def test_nonfinite_designs_and_out_of_range_values(tmp_path):
+def test_nonfinite_designs_and_out_of_range_values(tmp_path, make_result, make_config):
     result = make_result(4)
     result.designs[1, 2, 3] = np.nan
     result.designs[2, 0, 0] = 1.5  # the quantization range grows to cover it
@@ -157,7 +96,8 @@ def test_nonfinite_designs_and_out_of_range_values(tmp_path):
     assert np.max(np.abs(read[finite] - result.designs[finite])) <= 0.5 * 1.5 / 255 + 1e-12
 
 
-def test_partial_checkpoint_then_final_replaces_it(tmp_path):
+def test_partial_checkpoint_then_final_replaces_it(tmp_path, make_result, make_config,
+                                                   assert_same_result):
     path = tmp_path / "runs.h5"
     other = write_run(path, make_config(9), make_result(9))
     checkpoint = make_result(5, iterations=2, evaluations=4, status="interrupted")
@@ -180,7 +120,7 @@ def test_partial_checkpoint_then_final_replaces_it(tmp_path):
     assert write_run(path, make_config(), final) == "run-0008"
 
 
-def test_replacing_a_checkpoint_does_not_grow_the_file(tmp_path):
+def test_replacing_a_checkpoint_does_not_grow_the_file(tmp_path, make_result, make_config):
     path = tmp_path / "runs.h5"
     run_id = write_run(path, make_config(), make_result(0, n=20000, status="interrupted"))
     size = path.stat().st_size
@@ -190,7 +130,7 @@ def test_replacing_a_checkpoint_does_not_grow_the_file(tmp_path):
     assert path.stat().st_size < 1.2 * size
 
 
-def test_resolve_by_number_label_and_close_matches(tmp_path):
+def test_resolve_by_number_label_and_close_matches(tmp_path, make_result, make_config):
     path = tmp_path / "runs.h5"
     write_run(path, make_config(0), make_result(0))
     write_run(path, make_config(1), make_result(1))
@@ -203,7 +143,7 @@ def test_resolve_by_number_label_and_close_matches(tmp_path):
         store.read("run-0042")
 
 
-def test_files_that_are_not_results_files(tmp_path):
+def test_files_that_are_not_results_files(tmp_path, make_result, make_config):
     with pytest.raises(StoreFormatError, match="no such results file"):
         ResultsFile(tmp_path / "missing.h5").runs()
     text = tmp_path / "notes.h5"
@@ -219,7 +159,7 @@ def test_files_that_are_not_results_files(tmp_path):
         assert list(handle) == ["data"]
 
 
-def test_config_validates_and_round_trips():
+def test_config_validates_and_round_trips(make_config):
     config = make_config(seed=None, model_options={"resizes": (1, 2)}, problem_params={"k": 1})
     assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == dataclasses.replace(
         config, model_options={"resizes": [1, 2]})
@@ -229,7 +169,7 @@ def test_config_validates_and_round_trips():
             make_config(**bad)
 
 
-def test_to_xarray_view(tmp_path):
+def test_to_xarray_view(tmp_path, make_result, make_config):
     result = make_result(6)
     write_run(tmp_path / "r.h5", make_config(), result)
     ds = ResultsFile(tmp_path / "r.h5").to_xarray("run-0000")
@@ -242,7 +182,7 @@ def test_to_xarray_view(tmp_path):
     assert ds.attrs["optimizer"] == "lbfgs" and ds.attrs["run_id"] == "run-0000"
 
 
-def test_a_held_lock_gives_a_clear_error(tmp_path):
+def test_a_held_lock_gives_a_clear_error(tmp_path, make_result, make_config):
     path = tmp_path / "runs.h5"
     write_run(path, make_config(), make_result())
     before = path.read_bytes()
@@ -259,7 +199,7 @@ _WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
     sys.path.insert(0, {repo!r})
-    from test_store import make_config, make_result
+    from conftest import build_config as make_config, build_result as make_result
     from studies.store import write_run
     path, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     for i in range(count):
@@ -285,7 +225,8 @@ def test_concurrent_writers_lose_no_run(tmp_path):
     assert sorted(row.config.seed for row in store.runs()) == sorted(list(range(6)) * 2)
 
 
-def test_a_writer_killed_mid_write_leaves_a_readable_file(tmp_path):
+def test_a_writer_killed_mid_write_leaves_a_readable_file(tmp_path, make_result, make_config,
+                                                         assert_same_result):
     """SIGKILL a process that does nothing but write runs (each copies the whole file), at
     several moments; every run the file lists must read back completely and exactly. (A writer
     that modifies the file in place and flushes part of a run fails this test.)"""

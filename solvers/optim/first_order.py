@@ -1,7 +1,9 @@
 """First-order methods with a fixed step: ``gd`` and ``adam``, one evaluation per iteration.
 
 * ``gd``: ``x_{k+1} = x_k - lr * g_k`` (Keras ``SGD`` without momentum, as in the thesis, B.2.2).
-  Stops early (``"converged"``) only on an exactly zero gradient.
+  Stops early on an exactly zero gradient: ``"converged"`` where the loss is not above the
+  starting loss, ``"failed"`` (diverged) where it is, since a step so large that the sigmoid of
+  every density saturated also zeroes the gradient.
 * ``adam``: Keras's Adam (Kingma & Ba 2015, Algorithm 1 with the epsilon of Keras)::
 
       m_t = m_{t-1} + (1 - beta1) (g - m_{t-1})
@@ -26,9 +28,14 @@ def run_gd(x0: np.ndarray, budget: int, options: GDOptions, rec: Recorder
            ) -> tuple[str, str, bool]:
     """``gd`` for ``budget`` iterations. Returns (status, message, converged)."""
     x = np.array(x0, dtype=np.float64, copy=True)
-    _, g = rec.evaluate(x)
+    f0, g = rec.evaluate(x)
+    f = f0
     for _ in range(budget):
         if not np.any(g):
+            if f > f0:  # a saturated parameterization (a too large step), not a minimum
+                return ("failed", f"diverged: the gradient vanished at loss {f:.6g}, above the "
+                        f"starting loss {f0:.6g} (the step saturated the parameterization; "
+                        f"use a smaller learning_rate)", False)
             return "converged", "the gradient is exactly zero", True
         x = x - options.learning_rate * g
         f, g = rec.evaluate(x)

@@ -1,0 +1,157 @@
+"""Every file nrto writes goes through here: checked before any work, replaced atomically.
+
+The rules (results files, figures, CSVs and lock files alike):
+
+* A path that is a symbolic link is followed: the file it points to is replaced, the link stays a
+  link (so ``--out latest.h5 -> runs/2024.h5`` updates ``runs/2024.h5``). A dangling link names
+  the file to create.
+* What exists at the path must be a regular file: a folder, a device (``/dev/null``), a FIFO or a
+  socket is refused, so nothing that nrto does not own is ever replaced.
+* An existing file that is read-only (no write permission bit set, or not writable by this user)
+  is refused, also for root.
+* The replacement keeps the existing file's permission bits (and its owner and group where this
+  user may set them); a new file gets the usual ``0o666 & ~umask``.
+* The folder must accept a new file (a probe file is created and removed at once): a folder that
+  does not exist, is read-only or cannot hold files (``/proc``) is refused before any work.
+* Writes are atomic: the content goes to ``.NAME.tmp-PID<suffix>`` in the same folder, is
+  fsync'ed and renamed over ``NAME`` (``os.replace``), then the folder is fsync'ed; on any error
+  the temporary file is removed and ``NAME`` is left as it was.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["OutputError", "atomic_output", "check_output", "describe_size", "temporary_prefix"]
+
+
+class OutputError(Exception):
+    """An output path that nrto refuses to write (the message is one line and says why)."""
+
+
+def temporary_prefix(path: Path) -> str:
+    """Name prefix of the temporary files of ``path`` (``.NAME.tmp-``)."""
+    return f".{path.name}.tmp-"
+
+
+def _folder(path: Path) -> Path:
+    return path.parent if str(path.parent) else Path(".")
+
+
+def _probe(folder: Path, path: Path) -> None:
+    """Create and remove a file in ``folder`` (the only sure test that it accepts files)."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.probe-")
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: folder {folder} does not accept new files "
+                          f"({error.strerror or error})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_output(path: str | os.PathLike, *, create_folder: bool = False) -> Path:
+    """Check, before any work, that ``path`` may be written; return the real file to write.
+
+    Args:
+        path: the output path (a symbolic link is followed, see the module docstring).
+        create_folder: the folder may be missing (it will be created at write time); then the
+            nearest existing ancestor must accept new folders.
+
+    Returns:
+        The real path (symbolic links resolved), to pass to :func:`atomic_output`.
+
+    Raises:
+        OutputError: the path is a folder or a special file, a read-only file, or its folder is
+            missing (unless ``create_folder``) or does not accept new files.
+    """
+    given = Path(path)
+    real = Path(os.path.realpath(given))
+    shown = str(given) if real == given.absolute() else f"{given} (-> {real})"
+    if real.exists():
+        mode = real.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise OutputError(f"{shown} is a folder; give a file name such as "
+                              f"{given / ('runs.h5' if given.suffix == '' else given.name)}")
+        if not stat.S_ISREG(mode):
+            raise OutputError(f"{shown} is not a regular file (a device, FIFO or socket); nrto "
+                              f"only replaces regular files")
+        if not mode & 0o222 or not os.access(real, os.W_OK):
+            raise OutputError(f"{shown} is read-only (mode {stat.S_IMODE(mode):04o}); make it "
+                              f"writable (chmod u+w) or write elsewhere")
+    folder = _folder(real)
+    if not folder.is_dir():
+        if not create_folder:
+            raise OutputError(f"cannot write {given}: folder {_folder(given)} does not exist")
+        while not folder.is_dir():
+            if folder.exists() or folder == folder.parent:
+                raise OutputError(f"cannot write {given}: {folder} is not a folder")
+            folder = folder.parent
+    _probe(folder, real)
+    return real
+
+
+def _fsync(path: Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, *, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``'s real file; on success it replaces that file.
+
+    Args:
+        path: the output (checked with :func:`check_output`; its folder is created if missing).
+        suffix: ending of the temporary name (default: ``path``'s suffix, so that writers that
+            choose a format by extension, such as matplotlib, see the right one).
+
+    The caller writes the temporary file; on a normal exit it is fsync'ed, given the existing
+    file's mode (or the umask default), renamed over the real file, and the folder is fsync'ed.
+    On any exception the temporary file is removed and the output is left as it was.
+    """
+    real = check_output(path, create_folder=True)
+    _folder(real).mkdir(parents=True, exist_ok=True)
+    suffix = real.suffix if suffix is None else suffix
+    temporary = real.with_name(f"{temporary_prefix(real)}{os.getpid()}{suffix}")
+    try:
+        yield temporary
+        _fsync(temporary)
+        _keep_mode(real, temporary)
+        os.replace(temporary, real)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync(_folder(real), directory=True)
+
+
+def _keep_mode(real: Path, temporary: Path) -> None:
+    """Give ``temporary`` the permission bits (and owner) of the file it replaces."""
+    try:
+        old = real.stat()
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        return
+    new = temporary.stat()
+    if (new.st_uid, new.st_gid) != (old.st_uid, old.st_gid):
+        try:
+            os.chown(temporary, old.st_uid, old.st_gid)
+        except PermissionError:  # only root may give a file away; the mode is kept regardless
+            pass
+    os.chmod(temporary, stat.S_IMODE(old.st_mode))
+
+
+def describe_size(path: str | os.PathLike) -> str:
+    """``"12.3 MB"``: the size of a written file, for the line that reports it."""
+    size = Path(path).stat().st_size
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
