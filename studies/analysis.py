@@ -379,7 +379,7 @@ class RunAnalyzer:
             raise AnalysisError(
                 f"{self.run_id} stored its correction pairs only up to iterate "
                 f"{record.pairs_until}; the L-BFGS matrix at iterate {k} needs them up to {k} "
-                f"(`nrto optimize ... --pairs-until {k}`, or no --pairs-until)")
+                f"(`nrto optimize ... --pairs-until {k}` or `--all-pairs`)")
         return landscape.LBFGSMatrix.at_iterate(result.s_pairs, result.y_pairs,
                                                 result.pair_iterations, k,
                                                 memory=self.lbfgs_memory(memory))

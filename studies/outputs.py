@@ -26,7 +26,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["OutputError", "atomic_output", "check_output", "describe_size", "temporary_prefix"]
+__all__ = ["OutputError", "atomic_output", "check_output", "describe_size", "replace_with",
+           "temporary_prefix"]
 
 
 class OutputError(Exception):
@@ -121,13 +122,25 @@ def atomic_output(path: str | os.PathLike, *, suffix: str | None = None) -> Iter
     temporary = real.with_name(f"{temporary_prefix(real)}{os.getpid()}{suffix}")
     try:
         yield temporary
-        _fsync(temporary)
-        _keep_mode(real, temporary)
-        os.replace(temporary, real)
+        replace_with(temporary, real)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def replace_with(temporary: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Put the finished file ``temporary`` (in the same file system) in place of ``path``: fsync,
+    the existing file's mode (or the umask default), ``os.replace``, fsync of the folder.
+
+    Returns:
+        The real path written. Raises :class:`OutputError` as :func:`check_output` does.
+    """
+    temporary, real = Path(temporary), check_output(path)
+    _fsync(temporary)
+    _keep_mode(real, temporary)
+    os.replace(temporary, real)
     _fsync(_folder(real), directory=True)
+    return real
 
 
 def _keep_mode(real: Path, temporary: Path) -> None:

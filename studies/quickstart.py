@@ -12,9 +12,12 @@ with :mod:`studies.analysis`:
   the stored trajectory projected onto it;
 * the trajectory metrics of the stored iterates.
 
-What is stored: the CNN (567,553 parameters) keeps every 5th iterate (and iterate 10) and the
-correction pairs up to iterate 10, so that the file stays small (~4.5 MB per stored iterate and
-as much for its gradient); the pixel model keeps every iterate and every pair.
+What is stored: the pixel model keeps every iterate, gradient and correction pair. The CNN
+(567,553 parameters, 4.5 MB per float64 vector) records every 10th iterate (and iterate 10) with
+its gradient and the correction pairs up to iterate 10, which the analyses need; once they are
+analysed these ~40 vectors (~190 MB) are dropped from the file (``studies.store.drop_arrays``;
+the run's attribute ``dropped_arrays`` says so), which keeps ``x``, every loss history, the
+designs and all analyses, so the file stays near 12 MB. ``--keep-vectors`` keeps them.
 
 Output: ``results/quickstart.h5`` (the runs and their analyses; built in a temporary folder and
 renamed over an earlier quickstart file only when complete) and ``results/quickstart/*.png``.
@@ -59,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("results/quickstart.h5"),
                         help="results file (default results/quickstart.h5); figures go to the "
                              "folder of the same name without .h5")
+    parser.add_argument("--keep-vectors", action="store_true",
+                        help="keep the CNN's stored iterates, gradients and pairs (~190 MB at the "
+                             "default size) instead of dropping them once analysed")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -151,7 +157,16 @@ def _number(value: float) -> str:
     return "-" if not math.isfinite(value) else f"{value:.4g}"
 
 
+def _relative(excess: float, reference: float) -> str:
+    """``excess / reference`` as a percentage; "0" when there is none."""
+    if not (math.isfinite(excess) and math.isfinite(reference) and reference > 0):
+        return "-"
+    return "0" if excess <= 0 else f"{100 * excess / reference:.3g}%"
+
+
 def _summary(results: dict, path: Path, figures: Path, seconds: float) -> str:
+    import numpy as np
+
     from studies.store import ResultsFile
 
     rows = {row.run_id: row for row in ResultsFile(path).runs()}
@@ -160,23 +175,33 @@ def _summary(results: dict, path: Path, figures: Path, seconds: float) -> str:
         row = rows[run_id]
         parameters = records["hessian_final"].settings["dimension"]
         surface = records["surface"].surface.losses
+        line = records["interpolation"].interpolation.losses
+        centre = surface[surface.shape[0] // 2, surface.shape[1] // 2]
         run_rows.append([row.config.model, run_id, f"{parameters:,}", str(row.iterations),
                          str(row.evaluations), _number(row.best_loss), _number(row.final_loss),
-                         _number(float(records["interpolation"].interpolation.losses.max())),
-                         _number(float(surface.min()))])
+                         _relative(float(np.nanmax(line)) - max(line[0], line[-1]),
+                                   max(line[0], line[-1])),
+                         _relative(centre - float(np.nanmin(surface)), centre)])
         for name in ("hessian_init", "hessian_final", "hessian_compare", "lbfgs_compare"):
             record = records[name]
             low, high = record.extremes
             spectrum_rows.append([row.config.model, "Hessian" if record.operator == "hessian"
                                   else "L-BFGS B", str(record.iterate), _number(low),
                                   _number(high), _number(record.trace)])
+    from studies.outputs import describe_size
+
     lines = [
         f"quickstart finished in {seconds:.0f} s",
-        f"results file: {path}   (nrto inspect {path}; analyses under /runs/<id>/analysis)",
+        f"results file: {path} ({describe_size(path)}; nrto inspect {path}; analyses under "
+        f"/runs/<id>/analysis)",
         f"figures:      {figures}/ ({len(list(figures.glob('*.png')))} PNG files)",
         "",
         _table(run_rows, ["model", "run", "parameters", "iterations", "evaluations",
-                          "best loss", "final loss", "max on line", "min on surface"]),
+                          "best loss", "final loss", "line barrier", "lower on plane"]),
+        "line barrier: how far the loss on the straight line start -> end rises above its "
+        "higher end;\nlower on plane: how far the lowest point of the filter-direction surface "
+        "lies below the final loss\n(both relative; 0: the line is monotone, the end is the "
+        "plane's lowest point)",
         "",
         _table(spectrum_rows, ["model", "operator", "iterate", "lambda_min", "lambda_max",
                                "trace (SLQ)"]),
@@ -193,14 +218,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     from studies.plotting import plot_runs
     from studies.runner import ConfigurationError, RunTask, run_many
-    from studies.store import ResultsFile
+    from studies.store import ResultsFile, drop_arrays
 
     try:
         configs = _configs(args)
     except ConfigurationError as error:
         _parser().error(str(error))
 
-    out = args.out
+    from studies.outputs import OutputError, check_output, replace_with
+
+    try:  # before any work: the results file and the figure folder
+        out = check_output(args.out, create_folder=True)
+        check_output(out.parent / out.stem / "runs.png", create_folder=True)
+    except OutputError as error:
+        _parser().error(str(error))
     out.parent.mkdir(parents=True, exist_ok=True)
     figures = out.parent / out.stem
     figures.mkdir(exist_ok=True)
@@ -223,7 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                progress_on)
         store = ResultsFile(building)
         plot_runs([store.read(run_id) for run_id in results], figures / "runs.png")
-        os.replace(building, out)  # same folder: atomic; an earlier quickstart file is replaced
+        if not args.keep_vectors:
+            for run_id in results:
+                if store.read(run_id).config.model == "cnn":
+                    drop_arrays(building, run_id, ("iterates", "s_pairs"))
+        replace_with(building, out)  # same folder: atomic; an earlier quickstart file is replaced
     print(_summary(results, out, figures, time.perf_counter() - started))
     return 0
 

@@ -72,6 +72,7 @@ __all__ = [
     "StoredAnalysis",
     "StoredRun",
     "check_writable",
+    "drop_arrays",
     "write_analysis",
     "write_run",
 ]
@@ -529,6 +530,60 @@ def write_analysis(path: str | os.PathLike, run_id: str | int, name: str,
     return run_id
 
 
+def drop_arrays(path: str | os.PathLike, run_id: str | int, names: Sequence[str], *,
+                lock_timeout: float = 60.0) -> str:
+    """Remove optional arrays of a stored run (e.g. a CNN's iterates once they were analysed),
+    keeping everything else: its attributes, its other arrays, its analyses and its ``updated``
+    time (the run's history is unchanged, so its analyses stay valid).
+
+    The names are recorded in the run's attribute ``dropped_arrays`` (JSON list). Dropping
+    ``iterates`` also drops ``gradients`` and ``iterate_indices``; dropping ``s_pairs`` or
+    ``y_pairs`` drops both and ``pair_iterations``. The file is rebuilt atomically.
+
+    Args:
+        path: an existing results file.
+        run_id: the run (id, number or unique label).
+        names: optional arrays of :class:`~solvers.result.OptimizationResult` (those that may be
+            None): ``iterates``, ``gradients``, ``s_pairs``, ``y_pairs``, ``designs``.
+
+    Returns:
+        The resolved run id.
+
+    Raises:
+        ValueError: a name that is not an optional array.
+    """
+    unknown = [name for name in names if name not in _OPTIONAL_DATASETS]
+    if unknown:
+        raise ValueError(f"only optional arrays can be dropped ({', '.join(_OPTIONAL_DATASETS)})"
+                         f"; got {', '.join(map(repr, unknown))}")
+    drop = set(names)
+    if "iterates" in drop:
+        drop |= {"gradients", "iterate_indices"}
+    if drop & {"s_pairs", "y_pairs"}:
+        drop |= {"s_pairs", "y_pairs", "pair_iterations"}
+    if "designs" in drop:
+        drop |= {"designs", "design_indices", "designs_nonfinite"}
+    path = check_output(path)
+    run_id = ResultsFile(path).resolve(run_id)
+    with _atomic_rewrite(path, lock_timeout) as target:
+        with _open(path) as source:
+            target.attrs.update(source.attrs)
+            runs = target.create_group("runs")
+            for name, group in source["runs"].items():
+                if name != run_id:
+                    source.copy(group, runs, name=name)
+                    continue
+                slim = runs.create_group(name)
+                slim.attrs.update(group.attrs)
+                for member in group:
+                    if member not in drop:
+                        source.copy(group[member], slim, name=member)
+                before = json.loads(_text(group.attrs.get("dropped_arrays", "[]")))
+                slim.attrs["dropped_arrays"] = _dumps(sorted(set(before) | (drop & set(
+                    _DATASETS))))
+    return run_id
+
+
 def _write_group(group, config: RunConfig, result: OptimizationResult, partial: bool,
                  parameter_specs: tuple[ParameterSpec, ...], created: str | None) -> None:
     revision, dirty = _git_state()
@@ -655,6 +710,8 @@ def _sorted_ids(runs) -> list[str]:
 _REQUIRED_DATASETS = tuple(
     field.name for field in dataclasses.fields(OptimizationResult) if field.name in _DATASETS
     and field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING)
+_OPTIONAL_DATASETS = tuple(field.name for field in dataclasses.fields(OptimizationResult)
+                           if field.name in _DATASETS and field.default is None)
 _RUN_ATTRIBUTES = ("label", "config", "partial", "final_loss", "best_loss", "parameter_specs",
                    "versions", "git_revision", "git_dirty", "hostname", "created", "updated")
 

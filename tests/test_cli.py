@@ -88,7 +88,22 @@ def _error_cases(tmp_path: Path, stored: Path) -> dict[str, list]:
         "out is not a results file": ["optimize", *TINY, "--optimizer", "lbfgs", "--steps", 3,
                                       "--out", text],
         "resume a finished run": ["resume", stored, "--run", "run-0000"],
+        "volfrac -inf": ["optimize", *TINY[:5], "-inf", *TINY[6:], "--optimizer", "lbfgs",
+                         "--steps", 3, *out],
+        "negative size": ["optimize", *TINY[:3], "-5x10", *TINY[4:], "--optimizer", "lbfgs",
+                          "--steps", 3, *out],
+        "volfrac without material": ["optimize", *TINY[:5], "1e-300", *TINY[6:], "--optimizer",
+                                     "lbfgs", "--steps", 3, *out],
+        "seed beyond the store": ["optimize", *TINY, "--optimizer", "lbfgs", "--steps", 3,
+                                  "--seed", 2**70, *out],
+        "extent that overflows": ["surface", stored, "--run", 0, "--extent", "1e308"],
     }
+
+
+# what each message must say (the case names above)
+_MESSAGES = {"volfrac -inf": "volume fraction in (0, 1]", "negative size": "WIDTHxHEIGHT",
+             "volfrac without material": "at least one", "seed beyond the store": "[0, 2**32)",
+             "extent that overflows": "up to 1e+06"}
 
 
 def test_usage_errors_exit_2_with_one_line(tmp_path, stored, capsys):
@@ -99,6 +114,7 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, stored, capsys):
         assert len(lines) == 1 and lines[0].startswith("nrto") and " error: " in lines[0], \
             (name, err)
         assert "Traceback" not in err and out == "", name
+        assert _MESSAGES.get(name, "") in err and "expected one argument" not in err, (name, err)
     assert not (tmp_path / "new.h5").exists()  # nothing was written by a refused command
 
 
@@ -198,6 +214,32 @@ def test_optimize_a_tiny_pixel_problem_then_inspect_and_plot(tmp_path, capsys):
     assert code == 0 and (tmp_path / "tiny.png").stat().st_size > 1000
 
 
+_HOLD_LEASE = """
+import sys, time
+from studies.liveness import RunLease
+RunLease(sys.argv[1], sys.argv[2]).acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_lease_from_another_host_is_refused(tmp_path, capsys, make_config, make_result):
+    import json as json_module
+
+    from studies.liveness import lease_folder
+
+    path = tmp_path / "shared.h5"
+    write_run(path, make_config(0), make_result(0, status="interrupted"))
+    folder = lease_folder(path)
+    folder.mkdir()
+    (folder / "run-0000.lock").touch()
+    (folder / "run-0000.json").write_text(json_module.dumps(
+        {"pid": 4242, "host": "elsewhere", "started": "2026-01-01T00:00:00+00:00"}))
+    code, _, err = _run(["resume", path, "--no-progress"], capsys)
+    assert code == 2 and "pid 4242 on host elsewhere" in err, err
+    assert ResultsFile(path).read(0).result.iterations == 5  # untouched
+
+
 @needs_optimize
 def test_resume_continues_an_interrupted_run(tmp_path, capsys, make_config):
     from solvers import optimize
@@ -218,8 +260,16 @@ def test_resume_continues_an_interrupted_run(tmp_path, capsys, make_config):
     run_id = write_run(path, config, partial)
     assert ResultsFile(path).read(run_id).partial
 
+    # a process that held the run's lease and was killed -9 leaves a stale lease: taken over
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LEASE, str(path), run_id],
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait(timeout=30)
     code, _, err = _run(["resume", path, "--no-progress"], capsys)
     assert code == 0, err
+    assert f"{run_id} was left by pid {holder.pid}" in err and "taking it over" in err
     run = ResultsFile(path).read(run_id)
     assert len(ResultsFile(path)) == 1 and not run.partial
     assert run.result.iterations == 12 and run.result.status == "max_steps"
@@ -231,7 +281,14 @@ def test_resume_continues_an_interrupted_run(tmp_path, capsys, make_config):
 
 
 @needs_optimize
-def test_sigterm_stores_the_run_as_partial(tmp_path):
+def test_a_live_run_is_refused_by_resume_and_sigterm_stores_it_as_partial(tmp_path, capsys):
+    """One real second process: while it computes, its run is marked live (inspect: running)
+    and `nrto resume` refuses it naming the pid and host; SIGTERM then stores it as partial and
+    releases the lease (no sidecar left)."""
+    import socket
+
+    from studies.liveness import lease_folder, live_holder
+
     path = tmp_path / "term.h5"
     command = [sys.executable, "-m", "studies.cli", "optimize", *TINY, "--optimizer", "gd",
                "--option", "learning_rate=0.05", "--steps", "200000", "--checkpoint-every", "20",
@@ -243,6 +300,13 @@ def test_sigterm_stores_the_run_as_partial(tmp_path):
     while not path.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.1)
     time.sleep(0.5)
+    holder = live_holder(path, "run-0000")
+    assert holder is not None and holder.pid == process.pid, holder
+    code, _, err = _run(["resume", path, "--no-progress"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"pid {process.pid} on host {socket.gethostname()}" in err and "live" in err, err
+    code, out, _ = _run(["inspect", path], capsys)
+    assert code == 0 and out.splitlines()[1].split()[-1] == "running"
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
@@ -251,6 +315,8 @@ def test_sigterm_stores_the_run_as_partial(tmp_path):
     assert run.partial and run.result.status == "interrupted"
     assert 0 < run.result.iterations < 200000
     assert len(run.result.loss_per_iterate) == run.result.iterations + 1
+    assert live_holder(path, "run-0000") is None
+    assert not (lease_folder(path) / "run-0000.json").exists()
 
 
 @needs_optimize
@@ -267,3 +333,69 @@ def test_parallel_jobs_store_every_run_once(tmp_path, capsys):
     for run in runs[1:]:
         np.testing.assert_array_equal(run.result.loss_per_evaluation,
                                       runs[0].result.loss_per_evaluation)
+
+
+def test_a_run_that_ends_failed_exits_1(tmp_path, capsys):
+    """gd with a step of 1e300 saturates every sigmoid: the gradient vanishes at a loss far above
+    the start. That is a divergence, stored as failed, and the command exits 1."""
+    path = tmp_path / "diverged.h5"
+    code, _, err = _run(["optimize", *TINY, "--optimizer", "gd", "--option",
+                         "learning_rate=1e300", "--steps", 5, "--no-progress", "--out", path],
+                        capsys)
+    assert code == 1, err
+    result = ResultsFile(path).read(0).result
+    assert result.status == "failed" and not result.converged
+    assert "diverged" in result.message
+    assert result.loss_per_iterate[-1] > result.loss_per_iterate[0]
+    assert re.search(r"wrote .*diverged\.h5 \(\d+(\.\d)? (kB|MB|bytes)\)", err), err
+
+
+def test_help_names_defaults_and_what_each_flag_is(capsys):
+    code = main(["optimize", "--help"])
+    optimize = " ".join(capsys.readouterr().out.split())
+    assert code == 0
+    assert "SIMP penalty exponent p (default 3)" in optimize
+    assert "cone filter radius in elements (default 2)" in optimize
+    assert "cnn: the paper's neural reparameterization" in optimize
+    assert "seed(s) in [0, 2**32)" in optimize
+    main(["spectrum", "--help"])
+    assert "seed of the random start vectors (default 0)" in capsys.readouterr().out
+    main(["surface", "--help"])
+    assert "seed of the filter-normalized random directions" in capsys.readouterr().out
+
+
+def test_damaged_runs_are_named_in_one_line_and_the_others_stay_usable(
+        tmp_path, capsys, make_config, make_result):
+    import h5py
+
+    path = tmp_path / "damaged.h5"
+    for seed in range(2):
+        write_run(path, make_config(seed, model="pixel"), make_result(seed, status="interrupted"))
+    with h5py.File(path, "r+") as handle:
+        del handle["runs/run-0001/loss_per_iterate"]
+    before = path.read_bytes()
+    line = "run-0001 is damaged: dataset 'loss_per_iterate' is missing"
+    code, out, err = _run(["inspect", path], capsys)
+    assert code == 2 and out.splitlines()[1].startswith("run-0000"), (out, err)
+    assert len(out.strip().splitlines()) == 2 and err.strip().endswith(line)
+    assert _run(["inspect", path, "--run", 0], capsys)[0] == 0
+    assert _run(["plot", path, "--run", 0, "--out", tmp_path / "ok.png"], capsys)[0] == 0
+    for argv in (["inspect", path, "--run", 1], ["plot", path, "--out", tmp_path / "f.png"],
+                 ["resume", path, "--no-progress"], ["resume", path, "--run", 0],
+                 ["trajectory", path, "--run", 1, "--no-progress"],
+                 ["optimize", *TINY, "--optimizer", "lbfgs", "--steps", 3, "--out", path]):
+        code, out, err = _run(argv, capsys)
+        assert code == 2 and line in err and len(err.strip().splitlines()) == 1, (argv, err)
+        assert "Traceback" not in err
+    assert path.read_bytes() == before  # nothing added, the damaged run not copied along
+
+
+def test_the_pairs_hint_of_a_cnn_run_says_all_pairs(tmp_path, make_config, make_result):
+    from solvers.result import RecordOptions
+    from studies.analysis import AnalysisError, RunAnalyzer
+
+    path = tmp_path / "cnn.h5"
+    write_run(path, make_config(model="cnn", record=RecordOptions(pairs_until=2)),
+              make_result(0))
+    with pytest.raises(AnalysisError, match="--pairs-until 5` or `--all-pairs`"):
+        RunAnalyzer(path, 0).lbfgs_matrix(5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -20,12 +21,17 @@ import numpy as np
 import pytest
 
 from solvers.flat import ParameterSpec
+from solvers.result import OptimizationResult, stored_fields
 from studies.store import (
+    BrokenRunError,
     ResultsFile,
     RunConfig,
     RunNotFoundError,
     StoreFormatError,
     StoreLockedError,
+    check_writable,
+    drop_arrays,
+    write_analysis,
     write_run,
 )
 
@@ -251,3 +257,142 @@ def test_a_writer_killed_mid_write_leaves_a_readable_file(tmp_path, make_result,
     write_run(path, make_config(99), make_result(99))
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
     assert len(ResultsFile(path)) == completed + 1
+
+
+# -- damaged files ----------------------------------------------------------------------------
+
+
+def _damage(path: Path, how: str) -> None:
+    """Break run-0001 of ``path`` (or the file) the way a bad tool or a bit flip would."""
+    with h5py.File(path, "r+") as handle:
+        group = handle["runs/run-0001"]
+        if how == "missing dataset":
+            del group["loss_per_iterate"]
+        elif how == "broken config":
+            group.attrs["config"] = '{"problem": "mbb'
+        elif how == "bad status":
+            group.attrs["status"] = "exploded"
+        elif how == "wrong axes":
+            data = group["x"][()]
+            del group["x"]
+            group["x"] = data.reshape(3, -1)
+        elif how == "schema_version":
+            handle.attrs["schema_version"] = "one"
+
+
+@pytest.mark.parametrize("how, words", [("missing dataset", "dataset 'loss_per_iterate' is "
+                                         "missing"),
+                                        ("broken config", "attribute 'config' is broken"),
+                                        ("bad status", "not a valid|unknown status"),
+                                        ("wrong axes", "dataset 'x' should have 1 axes")])
+def test_a_damaged_run_is_named_and_the_others_stay_readable(tmp_path, how, words, make_config,
+                                                             make_result, assert_same_result):
+    path = tmp_path / "runs.h5"
+    for seed in range(3):
+        write_run(path, make_config(seed), make_result(seed))
+    _damage(path, how)
+    store = ResultsFile(path)
+    assert list(store.damaged()) == ["run-0001"]
+    assert re.search(words, store.damaged()["run-0001"]), store.damaged()
+    with pytest.raises(BrokenRunError, match=rf"run-0001 is damaged: ({words})") as caught:
+        store.read(1)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(BrokenRunError, match="run-0001"):
+        store.runs()
+    assert [row.run_id for row in store.runs(skip_damaged=True)] == ["run-0000", "run-0002"]
+    assert_same_result(store.read(2).result, make_result(2))
+    before = path.read_bytes()
+    with pytest.raises(StoreFormatError, match="run-0001 is damaged"):  # not copied along
+        write_run(path, make_config(5), make_result(5))
+    with pytest.raises(StoreFormatError, match="run-0001 is damaged"):
+        check_writable(path)
+    assert path.read_bytes() == before
+
+
+def test_file_level_damage_gets_its_own_message(tmp_path, make_config, make_result):
+    path = tmp_path / "runs.h5"
+    for seed in range(2):
+        write_run(path, make_config(seed), make_result(seed))
+    _damage(path, "schema_version")
+    with pytest.raises(StoreFormatError, match="schema_version is 'one', not an integer"):
+        ResultsFile(path).runs()
+    no_runs = tmp_path / "no_runs.h5"
+    with h5py.File(no_runs, "w") as handle:
+        handle.attrs["schema"] = "nrto-results"
+        handle.attrs["schema_version"] = 1
+    with pytest.raises(StoreFormatError, match="has the schema attribute but no /runs group"):
+        ResultsFile(no_runs).runs()
+    with pytest.raises(StoreFormatError, match="no schema attribute"):
+        with h5py.File(tmp_path / "plain.h5", "w") as handle:
+            handle["a"] = 1
+        ResultsFile(tmp_path / "plain.h5").runs()
+
+
+# -- the schema is the result type's ------------------------------------------------------------
+
+
+def test_the_stored_schema_follows_the_result_fields_and_the_readme(tmp_path, make_config,
+                                                                    make_result):
+    """Every field of OptimizationResult carries its storage; the file and the schema document
+    (results/README.md's dataset table) agree with it."""
+    specs = stored_fields()
+    assert set(specs) == {field.name for field in dataclasses.fields(OptimizationResult)}
+    path = tmp_path / "runs.h5"
+    write_run(path, make_config(), make_result(n=5000, evaluations=4200))
+    readme = (REPO / "results" / "README.md").read_text()
+    dtype_codes = {"float64": "f8", "int64": "i8", "density8": "**u1**"}
+    with h5py.File(path, "r") as handle:
+        group = handle["runs/run-0000"]
+        for name, spec in specs.items():
+            if spec.axes is None:
+                assert name in group.attrs, name
+                continue
+            dataset = group[name]
+            assert tuple(dataset.attrs["axes"]) == spec.axes, name
+            assert dataset.attrs["description"] == spec.description, name
+            row = next(line for line in readme.splitlines() if f"`{name}`" in line
+                       and line.startswith("| `"))
+            assert f"| {dtype_codes[spec.dtype]} |" in row, (name, row)
+            assert ", ".join(spec.axes) in row, (name, row)
+            # the README's rule: > 4096 values chunked and gzip'ed, except parameter vectors
+            big = dataset.size > 4096
+            if "parameter" in spec.axes:
+                assert dataset.compression is None and dataset.chunks is None, name
+            elif big:
+                assert dataset.compression == "gzip" and dataset.chunks is not None, name
+
+
+def test_drop_arrays_keeps_the_rest_and_the_analyses(tmp_path, make_config, make_result,
+                                                     assert_same_result):
+    path = tmp_path / "runs.h5"
+    write_run(path, make_config(0), make_result(0))
+    run_id = write_run(path, make_config(1), make_result(1, n=50000))
+    write_analysis(path, run_id, "trajectory/metrics", {"a": np.arange(3.0)}, {"a": ["k"]}, {})
+    size = path.stat().st_size
+    updated = ResultsFile(path).read(run_id).provenance.updated
+    drop_arrays(path, run_id, ("iterates", "s_pairs"))
+    assert path.stat().st_size < size - 0.8 * 10 * 50000 * 8  # 4 iterates, 4 gradients, 2x3 pairs
+    run = ResultsFile(path).read(run_id)
+    full = make_result(1, n=50000)
+    for name in ("iterates", "gradients", "s_pairs", "y_pairs"):
+        assert getattr(run.result, name) is None, name
+    assert run.result.iterate_indices.size == 0 and run.result.pair_iterations.size == 0
+    np.testing.assert_array_equal(run.result.x, full.x)
+    np.testing.assert_array_equal(run.result.loss_per_evaluation, full.loss_per_evaluation)
+    assert run.provenance.updated == updated
+    assert [a.name for a in ResultsFile(path).analyses(run_id)] == ["trajectory/metrics"]
+    with h5py.File(path, "r") as handle:
+        assert json.loads(handle["runs"][run_id].attrs["dropped_arrays"]) == [
+            "gradients", "iterate_indices", "iterates", "pair_iterations", "s_pairs", "y_pairs"]
+    assert_same_result(ResultsFile(path).read(0).result, make_result(0))
+    with pytest.raises(ValueError, match="only optional arrays"):
+        drop_arrays(path, run_id, ("x",))
+
+
+def test_seeds_are_bounded_to_what_every_generator_and_the_store_take(make_config):
+    assert make_config(seed=2**32 - 1).seed == 2**32 - 1
+    for seed in (2**32, 2**70, -1):
+        with pytest.raises(ValueError, match=r"\[0, 2\*\*32\)"):
+            make_config(seed=seed)
+    with pytest.raises(ValueError, match="less than one element of material"):
+        make_config(volume_fraction=1e-300)
