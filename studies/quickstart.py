@@ -158,10 +158,10 @@ def _number(value: float) -> str:
 
 
 def _relative(excess: float, reference: float) -> str:
-    """``excess / reference`` as a percentage; "0" when there is none."""
+    """``excess / reference`` as a percentage; "none" when there is none."""
     if not (math.isfinite(excess) and math.isfinite(reference) and reference > 0):
         return "-"
-    return "0" if excess <= 0 else f"{100 * excess / reference:.3g}%"
+    return "none" if excess <= 0 else f"{100 * excess / reference:.3g}%"
 
 
 def _summary(results: dict, path: Path, figures: Path, seconds: float) -> str:
@@ -200,8 +200,8 @@ def _summary(results: dict, path: Path, figures: Path, seconds: float) -> str:
                           "best loss", "final loss", "line barrier", "lower on plane"]),
         "line barrier: how far the loss on the straight line start -> end rises above its "
         "higher end;\nlower on plane: how far the lowest point of the filter-direction surface "
-        "lies below the final loss\n(both relative; 0: the line is monotone, the end is the "
-        "plane's lowest point)",
+        "lies below the final loss\n(both relative to that loss; none: the line falls all the "
+        "way, the end is the plane's lowest point)",
         "",
         _table(spectrum_rows, ["model", "operator", "iterate", "lambda_min", "lambda_max",
                                "trace (SLQ)"]),
