@@ -320,3 +320,8 @@ def test_quickstart_runs_end_to_end_on_a_tiny_setting(tmp_path, capsys):
     assert len(figures) == 11 and "runs.png" in figures, figures
     assert "trace (SLQ)" in printed and str(out) in printed
     assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []
+    # the CNN's iterates, gradients and pairs are dropped once analysed (issue 11, item 10): the
+    # file holds one CNN vector (x) and small arrays, not the ~40 vectors recorded at full size
+    cnn = store.read(rows[0].run_id)
+    assert cnn.result.iterates is None and cnn.result.s_pairs is None
+    assert out.stat().st_size < 2 * 8 * cnn.result.x.size
