@@ -438,6 +438,8 @@ def _command_resume(args) -> int:
 
 
 def _command_inspect(args) -> int:
+    import dataclasses
+
     from studies.store import ResultsFile
 
     from studies.liveness import live_holder
@@ -447,15 +449,17 @@ def _command_inspect(args) -> int:
         return _inspect_one(store, args.run, args.json)
     damaged = store.damaged()
     rows = store.runs(skip_damaged=True)
-    if args.json:
-        print(json.dumps([row.to_dict() for row in rows], indent=2))
+    holders = {row.run_id: live_holder(args.file, row.run_id) for row in rows if row.partial}
+    if args.json:  # "live": who computes a partial run now (pid, host, started), else null
+        print(json.dumps([{**row.to_dict(), "live": dataclasses.asdict(holders[row.run_id])
+                           if holders.get(row.run_id) else None} for row in rows], indent=2))
     elif not rows and not damaged:
         print(f"{args.file}: no runs")
     elif rows:
         def state(row) -> str:
             if not row.partial:
                 return row.status
-            return "running" if live_holder(args.file, row.run_id) else "partial"
+            return "running" if holders[row.run_id] else "partial"
 
         _print_table([[r.run_id, r.config.problem, r.config.model, r.config.optimizer,
                        str(r.config.seed), f"{r.iterations}/{r.config.steps}",

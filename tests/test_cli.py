@@ -307,6 +307,8 @@ def test_a_live_run_is_refused_by_resume_and_sigterm_stores_it_as_partial(tmp_pa
     assert f"pid {process.pid} on host {socket.gethostname()}" in err and "live" in err, err
     code, out, _ = _run(["inspect", path], capsys)
     assert code == 0 and out.splitlines()[1].split()[-1] == "running"
+    code, out, _ = _run(["inspect", path, "--json"], capsys)
+    assert json.loads(out)[0]["live"]["pid"] == process.pid
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
