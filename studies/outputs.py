@@ -10,7 +10,8 @@ The rules (results files, figures, CSVs and lock files alike):
 * An existing file that is read-only (no write permission bit set, or not writable by this user)
   is refused, also for root.
 * The replacement keeps the existing file's permission bits (and its owner and group where this
-  user may set them); a new file gets the usual ``0o666 & ~umask``.
+  user may set them); a new file keeps the mode its writer created it with (h5py, matplotlib and
+  ``open`` give the usual ``0o666 & ~umask``).
 * The folder must accept a new file (a probe file is created and removed at once): a folder that
   does not exist, is read-only or cannot hold files (``/proc``) is refused before any work.
 * Writes are atomic: the content goes to ``.NAME.tmp-PID<suffix>`` in the same folder, is
@@ -113,7 +114,7 @@ def atomic_output(path: str | os.PathLike, *, suffix: str | None = None) -> Iter
             choose a format by extension, such as matplotlib, see the right one).
 
     The caller writes the temporary file; on a normal exit it is fsync'ed, given the existing
-    file's mode (or the umask default), renamed over the real file, and the folder is fsync'ed.
+    file's mode (if there is one), renamed over the real file, and the folder is fsync'ed.
     On any exception the temporary file is removed and the output is left as it was.
     """
     real = check_output(path, create_folder=True)
@@ -130,7 +131,7 @@ def atomic_output(path: str | os.PathLike, *, suffix: str | None = None) -> Iter
 
 def replace_with(temporary: str | os.PathLike, path: str | os.PathLike) -> Path:
     """Put the finished file ``temporary`` (in the same file system) in place of ``path``: fsync,
-    the existing file's mode (or the umask default), ``os.replace``, fsync of the folder.
+    the existing file's mode (a new file keeps its own), ``os.replace``, fsync of the folder.
 
     Returns:
         The real path written. Raises :class:`OutputError` as :func:`check_output` does.
@@ -147,10 +148,7 @@ def _keep_mode(real: Path, temporary: Path) -> None:
     """Give ``temporary`` the permission bits (and owner) of the file it replaces."""
     try:
         old = real.stat()
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+    except FileNotFoundError:  # a new file keeps the mode its writer created it with
         return
     new = temporary.stat()
     if (new.st_uid, new.st_gid) != (old.st_uid, old.st_gid):
