@@ -1,0 +1,41 @@
+"""The paper's 116-task benchmark (Hoyer, Sohl-Dickstein & Greydanus 2019): its run cells, its
+analysis, its figures and its result files.
+
+* :mod:`studies.benchmark.analysis`: the notebook's reductions on the consolidated losses;
+* :mod:`studies.benchmark.figures`: the CDF figure, relative error against step, design grids;
+* :mod:`studies.benchmark.report`: the CSV files and ``REPORT.md``.
+"""
+from studies.benchmark.analysis import (
+    CDF_THRESHOLDS, EVALUATION_STEP, GROUPS, LARGE_ELEMENTS, METHODS, SAMPLES, at_step,
+    best_so_far, cdf, forward_fill, fraction_below, reduce_losses, running_minimum, size_groups,
+    summary, typical_seeds, win_counts)
+from studies.benchmark.figures import plot_cdf, plot_designs, plot_error_against_step
+from studies.benchmark.report import (
+    write_report, write_seeds, write_step_table, write_summary)
+
+__all__ = [
+    "CDF_THRESHOLDS",
+    "EVALUATION_STEP",
+    "GROUPS",
+    "LARGE_ELEMENTS",
+    "METHODS",
+    "SAMPLES",
+    "at_step",
+    "best_so_far",
+    "cdf",
+    "forward_fill",
+    "fraction_below",
+    "plot_cdf",
+    "plot_designs",
+    "plot_error_against_step",
+    "reduce_losses",
+    "running_minimum",
+    "size_groups",
+    "summary",
+    "typical_seeds",
+    "win_counts",
+    "write_report",
+    "write_seeds",
+    "write_step_table",
+    "write_summary",
+]
