@@ -1,6 +1,7 @@
 """The paper's 116-task benchmark (Hoyer, Sohl-Dickstein & Greydanus 2019): its run cells, its
 analysis, its figures and its result files.
 
+* :mod:`studies.benchmark.spec`: the run cells (tasks x methods x seeds) and their settings;
 * :mod:`studies.benchmark.analysis`: the notebook's reductions on the consolidated losses;
 * :mod:`studies.benchmark.figures`: the CDF figure, relative error against step, design grids;
 * :mod:`studies.benchmark.report`: the CSV files and ``REPORT.md``.
@@ -12,8 +13,11 @@ from studies.benchmark.analysis import (
 from studies.benchmark.figures import plot_cdf, plot_designs, plot_error_against_step
 from studies.benchmark.report import (
     write_report, write_seeds, write_step_table, write_summary)
+from studies.benchmark.spec import (
+    BenchmarkCell, benchmark_cells, issue_plan, method_settings, quick_cells, select_tasks)
 
 __all__ = [
+    "BenchmarkCell",
     "CDF_THRESHOLDS",
     "EVALUATION_STEP",
     "GROUPS",
@@ -21,15 +25,20 @@ __all__ = [
     "METHODS",
     "SAMPLES",
     "at_step",
+    "benchmark_cells",
     "best_so_far",
     "cdf",
     "forward_fill",
     "fraction_below",
+    "issue_plan",
+    "method_settings",
     "plot_cdf",
     "plot_designs",
     "plot_error_against_step",
+    "quick_cells",
     "reduce_losses",
     "running_minimum",
+    "select_tasks",
     "size_groups",
     "summary",
     "typical_seeds",
