@@ -110,13 +110,9 @@ class PixelModel:
             raise ValueError(f"problem.volume_fraction must be in (0, 1]; got {volume_fraction}")
         self.problem = problem
         self.volume_constraint = bool(volume_constraint)
-        if initial_logits is None:
-            initial = volume_fraction * mask.astype(np.float64)
-        else:
-            logits = _check_logits(initial_logits, mask.shape)
-            initial = logits if self.volume_constraint else constrained_sigmoid(
-                logits, mask, volume_fraction)
-        self._pixels = tf.Variable(initial, trainable=True, dtype=tf.float64, name="pixels")
+        self._pixels = tf.Variable(
+            _initial_pixels(mask, volume_fraction, self.volume_constraint, initial_logits),
+            trainable=True, dtype=tf.float64, name="pixels")
         self._specs = (ParameterSpec("pixels", (problem.height, problem.width), "pixels"),)
 
     @property
@@ -141,6 +137,15 @@ def _check_logits(logits: Any, shape: tuple[int, int]) -> np.ndarray:
     if not np.all(np.isfinite(logits)):
         raise ValueError("initial_logits contains NaN or infinite values")
     return logits
+
+
+def _initial_pixels(mask: np.ndarray, volume_fraction: float, volume_constraint: bool,
+                    initial_logits: Any) -> np.ndarray:
+    """The start of a :class:`PixelModel`, float64 ``(H, W)`` (see its docstring)."""
+    if initial_logits is None:
+        return volume_fraction * mask.astype(np.float64)
+    logits = _check_logits(initial_logits, mask.shape)
+    return logits if volume_constraint else constrained_sigmoid(logits, mask, volume_fraction)
 
 
 def constrained_sigmoid(logits: Any, mask: Any, volume_fraction: float,
@@ -178,7 +183,9 @@ def cnn_start_logits(problem: Any, seed: int, config: "CNNConfig | None" = None)
     The start of the paper's pixel runs of seed ``s >= 0`` (pass it to ``PixelModel(...,
     initial_logits=...)``). ``config`` None means ``CNNConfig()`` (the paper's architecture).
     """
-    model = CNNModel(problem, seed=seed, config=CNNConfig() if config is None else config)
+    from solvers.models import CNNModel as cnn_model  # the module attribute, wherever it lives
+
+    model = cnn_model(problem, seed=seed, config=CNNConfig() if config is None else config)
     return np.asarray(model().numpy(), dtype=np.float64).reshape(problem.height, problem.width)
 
 
