@@ -12,8 +12,9 @@ import pytest
 import xarray as xr
 
 from studies.benchmark.analysis import (
-    CDF_THRESHOLDS, METHODS, at_step, best_so_far, cdf, forward_fill, fraction_below, loss_array,
-    reduce_losses, running_minimum, size_groups, summary, typical_seeds, win_counts)
+    CDF_THRESHOLDS, METHODS, at_step, best_so_far, cdf, consolidate, cpu_hours, forward_fill,
+    fraction_below, loss_array, projected_cpu_hours_per_seed, reduce_losses, running_minimum,
+    size_groups, summary, typical_seeds, win_counts)
 from studies.benchmark.report import (
     catalogue_tasks, write_report, write_seeds, write_step_table, write_summary)
 
@@ -201,3 +202,37 @@ def test_report_says_cells_done_and_compute(tmp_path):
     assert "123.4 CPU-hours (the paper: about 267 CPU-hours per seed)" in text
     assert "| Typical sample | large | 0.0000 (1) | 0.0000 (1) | 0.5000 (1) | 0.1000 (1) |" in text
     assert "![CDF](cdf.png)" in text
+
+
+def test_consolidate_pads_orders_and_times():
+    curves = {(LARGE, "pixels-oc", -1): [3.0, 2.0], (SMALL, "cnn-lbfgs", 0): [5.0, 4.0, 3.5],
+              ("hoop_32x64_0.25", "pixels-mma", 1): [1.0]}
+    elapsed = {(LARGE, "pixels-oc", -1): 7200.0, (SMALL, "cnn-lbfgs", 0): 1800.0,
+               ("hoop_32x64_0.25", "pixels-mma", 1): 360.0}
+    data = consolidate(curves, elapsed=elapsed)
+    assert data["problem"].values.tolist() == [SMALL, LARGE, "hoop_32x64_0.25"]  # catalogue
+    assert data["method"].values.tolist() == list(METHODS)
+    assert data["seed"].values.tolist() == [-1, 0, 1] and data.sizes["step"] == 3
+    np.testing.assert_array_equal(
+        data["loss"].sel({"problem": LARGE, "method": "pixels-oc", "seed": -1}), [3, 2, NAN])
+    assert int(data["loss"].notnull().sum()) == 6
+    hours = cpu_hours(data)
+    assert float(hours.sel({"method": "pixels-oc", "group": "large"})) == 2.0
+    assert float(hours.sel({"method": "cnn-lbfgs", "group": "small"})) == 0.5
+    assert float(hours.sel({"method": "pixels-lbfgs", "group": "small"})) == 0.0
+    assert math.isnan(projected_cpu_hours_per_seed(data))  # pixels-lbfgs never timed
+    with pytest.raises(ValueError, match="more than length=2"):
+        consolidate(curves, length=2)
+    with pytest.raises(ValueError, match="unknown method"):
+        consolidate({(SMALL, "adam", 0): [1.0]})
+
+
+def test_projected_cpu_hours_per_seed():
+    curves, elapsed = {}, {}
+    for problem, seconds in ((SMALL, 36.0), (LARGE, 360.0)):
+        for method in METHODS:
+            curves[(problem, method, 0)] = [1.0]
+            elapsed[(problem, method, 0)] = seconds
+    # 4 methods x (62 tasks x 0.01 h + 54 tasks x 0.1 h) = 4 x 6.02
+    assert projected_cpu_hours_per_seed(consolidate(curves, elapsed=elapsed)) == \
+        pytest.approx(4 * (62 * 0.01 + 54 * 0.1))

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import collections
 
+import numpy as np
 import pytest
 
 from studies.benchmark.spec import (
-    QUICK_TASKS, BenchmarkCell, benchmark_cells, issue_plan, method_settings, quick_cells,
-    select_tasks)
+    QUICK_TASKS, BenchmarkCell, benchmark_cells, cell_counts, issue_plan, method_settings,
+    quick_cells, select_tasks)
 from studies.runner import validate_config
 
 
@@ -92,3 +93,29 @@ def test_bad_cells_and_arguments():
         benchmark_cells("small", (0,), cnn_dtype="float16")
     with pytest.raises(ValueError, match="stage must be one of"):
         issue_plan("all")
+
+
+def test_cell_counts():
+    cells = benchmark_cells("small", (-1, 0))
+    done = [cells[0].label, cells[1].label, cells[4].label]  # seed -1: 3 pixel cells, then seed 0
+    counts = cell_counts(cells, done)
+    assert list(counts) == ["cnn-lbfgs", "pixels-lbfgs", "pixels-mma", "pixels-oc"]
+    assert counts["cnn-lbfgs"] == (0, 62) and counts["pixels-lbfgs"] == (2, 124)
+    assert counts["pixels-mma"] == (1, 124) and counts["pixels-oc"] == (0, 124)
+    assert cell_counts(benchmark_cells("small", (-1,)), [])["pixels-oc"] == (0, 62)
+    assert "cnn-lbfgs" not in cell_counts(benchmark_cells("small", (-1,)), [])
+
+
+@pytest.mark.parametrize("method", ["pixels-lbfgs", "pixels-mma", "pixels-oc"])
+def test_constant_start_cells_are_deterministic(method):
+    """Two runs of a constant-start cell give the same losses bit for bit (issue 10)."""
+    from solvers import optimize
+    from studies.runner import build_objective
+
+    (cell,) = benchmark_cells("hoop_32x64_0.25", (-1,), methods=(method,), steps=4)
+    config = cell.run_config()
+    runs = [optimize(build_objective(config), config.optimizer, steps=config.steps,
+                     **dict(config.options)) for _ in range(2)]
+    assert runs[0].evaluations >= 4
+    np.testing.assert_array_equal(runs[0].loss_per_evaluation, runs[1].loss_per_evaluation)
+    np.testing.assert_array_equal(runs[0].x, runs[1].x)

@@ -28,8 +28,9 @@ of :data:`solvers.problems.TASKS` (or the data carries an ``elements`` coordinat
 """
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -47,10 +48,13 @@ __all__ = [
     "at_step",
     "best_so_far",
     "cdf",
+    "consolidate",
+    "cpu_hours",
     "elements",
     "forward_fill",
     "fraction_below",
     "loss_array",
+    "projected_cpu_hours_per_seed",
     "reduce_losses",
     "running_minimum",
     "size_groups",
@@ -328,3 +332,95 @@ def typical_seeds(reduction: xr.Dataset, step: int = EVALUATION_STEP) -> dict[tu
                       and (seed >= 0 if method == CNN_METHOD else seed == CONSTANT_SEED)]
             result[(str(problem), str(method))] = tuple(sorted(chosen))
     return result
+
+
+def consolidate(curves: Mapping[tuple[str, str, int], Sequence[float]], *,
+                elapsed: Mapping[tuple[str, str, int], float] | None = None,
+                problems: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+                length: int | None = None) -> xr.Dataset:
+    """The consolidated losses (the paper's ``all_losses.nc``) from one curve per run.
+
+    Args:
+        curves: ``{(problem, method, seed): loss per logged evaluation}``; a step of every method
+            is one entry of ``OptimizationResult.loss_per_evaluation`` (L-BFGS: function
+            evaluations, line-search trials included; MMA: objective evaluations; OC: the design
+            before each update, then the final one).
+        elapsed: ``{(problem, method, seed): seconds}`` of the runs (optional).
+        problems: the ``problem`` labels in order (default: catalogue order of those present,
+            then any others sorted).
+        seeds: the ``seed`` labels (default: those present, sorted).
+        length: the number of step slots (default: the longest curve); longer curves are an
+            error.
+
+    Returns:
+        Dataset with ``loss`` ``(problem, method, seed, step)`` (NaN where a run has no value),
+        ``elapsed_time`` ``(problem, method, seed)`` seconds (NaN where not given), and the
+        ``method`` dim in the paper's order.
+    """
+    unknown = sorted({method for _, method, _ in curves} - set(METHODS))
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; the paper's are {METHODS}")
+    present = {problem for problem, _, _ in curves}
+    if problems is None:
+        from solvers.problems import TASKS
+        order = [task.name for task in TASKS if task.name in present]
+        problems = order + sorted(present - set(order))
+    seeds = sorted({seed for _, _, seed in curves}) if seeds is None else list(seeds)
+    longest = max((len(curve) for curve in curves.values()), default=0)
+    length = longest if length is None else int(length)
+    if longest > length:
+        raise ValueError(f"a curve has {longest} entries, more than length={length} step slots")
+    index = {name: i for i, name in enumerate(problems)}
+    seed_index = {seed: i for i, seed in enumerate(seeds)}
+    loss = np.full((len(problems), len(METHODS), len(seeds), length), np.nan)
+    times = np.full(loss.shape[:3], np.nan)
+    for (problem, method, seed), curve in curves.items():
+        if problem not in index or seed not in seed_index:
+            raise ValueError(f"run {problem}/{method}/seed{seed} is outside the given problems "
+                             "or seeds")
+        where = (index[problem], METHODS.index(method), seed_index[seed])
+        values = np.asarray(curve, dtype=np.float64).ravel()
+        loss[where][:values.size] = values
+        if elapsed is not None and (problem, method, seed) in elapsed:
+            times[where] = float(elapsed[(problem, method, seed)])
+    coords = {"problem": list(problems), "method": list(METHODS), "seed": seeds,
+              "step": np.arange(length)}
+    return xr.Dataset({"loss": (_DIMS, loss), "elapsed_time": (_DIMS[:3], times)},
+                      coords=coords)
+
+
+def cpu_hours(dataset: xr.Dataset) -> xr.DataArray:
+    """CPU-hours spent per method and size group: the sum of ``elapsed_time`` / 3600.
+
+    Each run is single-threaded, so its wall time is its CPU time.
+
+    Returns:
+        float64 ``(method, group)`` with groups ``small``, ``large`` (0 where nothing ran).
+    """
+    hours = dataset["elapsed_time"].fillna(0.0).sum("seed") / 3600.0
+    masks = _group_masks(size_groups(dataset["problem"]), ("small", "large"))
+    return (hours * masks).sum("problem").transpose("method", "group")
+
+
+def projected_cpu_hours_per_seed(dataset: xr.Dataset) -> float:
+    """CPU-hours of one seed of all 116 tasks (four runs per task), from the runs done.
+
+    The mean time of the runs of each method and size group, times the tasks of that group in
+    the catalogue (62 small, 54 large), summed. NaN when some method and group has no timed run.
+    """
+    from solvers.problems import TASKS
+
+    times = dataset["elapsed_time"]
+    large = size_groups(dataset["problem"])
+    counts = {"small": sum(t.width * t.height < LARGE_ELEMENTS for t in TASKS),
+              "large": sum(t.width * t.height >= LARGE_ELEMENTS for t in TASKS)}
+    total = 0.0
+    for group, members in (("small", ~large), ("large", large)):
+        chosen = times.sel(problem=members.values)
+        for method in METHODS:
+            values = chosen.sel({"method": method}).values
+            values = values[np.isfinite(values)]
+            if values.size == 0:
+                return math.nan
+            total += float(values.mean()) * counts[group] / 3600.0
+    return total

@@ -37,6 +37,7 @@ __all__ = [
     "STEPS",
     "TASK_GROUPS",
     "benchmark_cells",
+    "cell_counts",
     "issue_plan",
     "method_settings",
     "quick_cells",
@@ -265,3 +266,19 @@ def issue_plan(stage: str) -> tuple[BenchmarkCell, ...]:
         return (benchmark_cells("small", (1, 2, 3, 4), methods=(CNN_METHOD,))
                 + benchmark_cells("small", (0, 1), methods=pixels))
     raise ValueError(f"stage must be one of {ISSUE_PLAN_STAGES}; got {stage!r}")
+
+
+def cell_counts(cells: Iterable[BenchmarkCell], done: Iterable[str]
+                ) -> dict[str, tuple[int, int]]:
+    """``{method: (cells done, cells)}`` in the paper's method order (methods with cells only).
+
+    Args:
+        cells: the benchmark's cells.
+        done: labels (:attr:`BenchmarkCell.label`) of the runs that are complete.
+    """
+    done = set(done)
+    counts: dict[str, list[int]] = {method: [0, 0] for method in METHODS}
+    for cell in cells:
+        counts[cell.method][1] += 1
+        counts[cell.method][0] += cell.label in done
+    return {method: (d, t) for method, (d, t) in counts.items() if t}
