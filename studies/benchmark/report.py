@@ -160,7 +160,8 @@ def write_report(path: str | os.PathLike, *, table: xr.Dataset,
         evaluation_step: the step of every summary (1000 in the paper).
         wins: :func:`~studies.benchmark.analysis.win_counts` at that step, or None.
         projected_cpu_hours_per_seed: the projected cost of one seed of all 116 tasks (all four
-            methods), shown beside the paper's ~267 CPU-hours per seed; None to leave it out.
+            methods), shown beside the paper's ~267 CPU-hours per seed; NaN says it cannot be
+            projected yet; None leaves it out.
         figures: ``(caption, path relative to the report)`` pairs.
         notes: free lines appended at the end.
     """
@@ -177,7 +178,10 @@ def write_report(path: str | os.PathLike, *, table: xr.Dataset,
         [method, *(f"{cpu_hours.get((method, g), 0.0):.2f}" for g in ("small", "large")),
          f"{cpu_hours.get((method, 'small'), 0.0) + cpu_hours.get((method, 'large'), 0.0):.2f}"]
         for method in METHODS if any((method, g) in cpu_hours for g in ("small", "large"))])
-    if projected_cpu_hours_per_seed is not None:
+    if projected_cpu_hours_per_seed is not None and math.isnan(projected_cpu_hours_per_seed):
+        lines += ["", "Projected for one seed of all 116 tasks: not yet (it needs a timed run of "
+                      "every method on small and on large tasks)."]
+    elif projected_cpu_hours_per_seed is not None:
         lines += ["", f"Projected for one seed of all 116 tasks: "
                       f"{projected_cpu_hours_per_seed:.1f} CPU-hours (the paper: about "
                       f"{PAPER_CPU_HOURS_PER_SEED:.0f} CPU-hours per seed)."]
