@@ -170,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    from studies.study.cli import add_study_commands
+    add_study_commands(commands, _COMMANDS)  # nrto study run|tune|status|report
     problems = commands.add_parser("problems", help="list the benchmark tasks")
     problems.add_argument("family", nargs="?", help="only the tasks of this family")
     problems.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -1,0 +1,263 @@
+"""Running one cell in a worker: build the objective, optimize with checkpoints, write the record.
+
+:func:`run_cell` is what executors call (a picklable module-level function with plain
+arguments). It
+
+1. returns at once when the cell's compact record exists (a finished cell is never rerun);
+2. builds the objective (``studies.runner.build_objective`` of the cell's ``RunConfig``, or a toy
+   objective) and wraps it in :class:`BestTracker`, which remembers the parameters of the lowest
+   loss evaluated (for the best design) and changes nothing else;
+3. reads the cell's run file: a checkpoint whose result carries an optimizer ``state`` is
+   resumed (``solvers.optimize(..., resume=partial)``, bit-identical to an uninterrupted run by
+   the optimizer's contract); a checkpoint without a state is discarded and the cell restarts, so
+   the result never depends on where it was interrupted;
+4. optimizes, writing the run file every ``checkpoint_every`` iterations or ``checkpoint_seconds``
+   seconds (never at the iterate that exhausts the budget: nothing would be left to resume);
+5. writes the compact record (atomically), then the full run file or none (``keep_runs``).
+
+The worker's threads: TensorFlow and BLAS use one thread each (:func:`configure_worker`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import platform
+import socket
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .records import CompactRecord, StudyFolder, design_to_uint8
+from .runfile import read_checkpoint, write_checkpoint
+from .spec import Cell
+
+__all__ = ["BestTracker", "CellOutcome", "configure_worker", "run_cell"]
+
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+def configure_worker() -> None:
+    """Pin this worker to one thread (idempotent; effective before numpy/TF start their pools).
+
+    TODO(studies.threads): call ``studies.threads.configure_threads(1)`` once the f32 branch
+    (which adds that module) has landed; until then the environment variables are set here.
+    """
+    for name in _THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@dataclasses.dataclass(frozen=True)
+class CellOutcome:
+    """What a worker reports to the driver for one cell.
+
+    Attributes:
+        key: the cell's key.
+        status: the run's status, ``"skipped"`` (it had a record), or ``"error"`` (it raised;
+            no record was written, so a rerun retries it).
+        final_loss: loss at the last iterate (NaN when none).
+        wall_s, cpu_s: seconds spent in this call.
+        resumed: whether it continued a checkpoint.
+        error: the one-line error of an ``"error"`` outcome.
+    """
+
+    key: str
+    status: str
+    final_loss: float = math.nan
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    resumed: bool = False
+    error: str | None = None
+
+
+class BestTracker:
+    """A flat objective that forwards everything to ``objective`` and keeps the best evaluation.
+
+    Attributes:
+        best_x: float64 ``(n,)`` parameters of the lowest finite loss seen (first one on ties).
+        best_loss: that loss (inf before any).
+        best_evaluation: its 0-based evaluation index (-1 before any).
+        evaluations: calls of ``value`` / ``value_and_grad`` so far (including those of the
+            checkpoint it was restored from).
+    """
+
+    def __init__(self, objective: Any):
+        self._objective = objective
+        self.size = objective.size
+        self.parameter_specs = objective.parameter_specs
+        self.best_x: np.ndarray | None = None
+        self.best_loss = math.inf
+        self.best_evaluation = -1
+        self.evaluations = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._objective, name)
+
+    def restore(self, best_x: np.ndarray | None, best_loss: float, best_evaluation: int,
+                evaluations: int) -> None:
+        self.best_x, self.best_loss = best_x, best_loss
+        self.best_evaluation, self.evaluations = best_evaluation, evaluations
+
+    def _seen(self, theta: np.ndarray, loss: float) -> None:
+        if math.isfinite(loss) and loss < self.best_loss:
+            self.best_x = np.array(theta, dtype=np.float64, copy=True)
+            self.best_loss, self.best_evaluation = float(loss), self.evaluations
+        self.evaluations += 1
+
+    def initial(self) -> np.ndarray:
+        return self._objective.initial()
+
+    def value(self, theta: np.ndarray) -> float:
+        loss = self._objective.value(theta)
+        self._seen(theta, float(loss))
+        return loss
+
+    def value_and_grad(self, theta: np.ndarray):
+        loss, grad = self._objective.value_and_grad(theta)
+        self._seen(theta, float(loss))
+        return loss, grad
+
+    def hvp(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return self._objective.hvp(theta, v)
+
+    def design(self, theta: np.ndarray) -> np.ndarray:
+        return self._objective.design(theta)
+
+
+def _objective(cell: Cell, record_options) -> Any:
+    if "toy" in cell.problem_definition:
+        from .toy import toy_objective
+        return toy_objective(cell.problem_definition, cell.seed)
+    from studies.runner import build_objective
+    return build_objective(cell.run_config(record_options))
+
+
+def _dtype(objective: Any) -> str:
+    model = getattr(objective, "model", None)
+    dtype = getattr(model, "dtype", None)
+    if dtype is None:
+        return "float64"
+    return str(getattr(dtype, "name", dtype))
+
+
+def _provenance(wall: float, cpu: float, executor: str, resumed: int,
+                restarted: int) -> dict[str, Any]:
+    from studies.store import _git_state, _versions
+
+    revision, dirty = _git_state()
+    return {"wall_s": wall, "cpu_s": cpu, "versions": dict(_versions()),
+            "git_revision": revision, "git_dirty": dirty, "host": socket.gethostname(),
+            "python": platform.python_version(), "finished": time.strftime(
+                "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "executor": executor,
+            "resumed": resumed, "restarted": restarted}
+
+
+def _uses(result, optimizer: str) -> int:
+    from solvers.optimizers import EVALUATION_BUDGET_METHODS
+
+    return result.evaluations if optimizer in EVALUATION_BUDGET_METHODS else result.iterations
+
+
+def run_cell(cell_data: Mapping[str, Any], folder: str, *, record: Mapping[str, Any],
+             checkpoint_every: int = 25, checkpoint_seconds: float = 300.0,
+             keep_runs: bool = True, executor: str = "local") -> CellOutcome:
+    """Run one cell (see the module docstring); plain arguments so that any executor can ship it.
+
+    Args:
+        cell_data: ``Cell.to_dict()``.
+        folder: the study's results folder.
+        record: ``dataclasses.asdict`` of the study's ``RecordOptions``.
+        checkpoint_every: iterations between checkpoints (0: none by count).
+        checkpoint_seconds: seconds between checkpoints (0: none by time).
+        keep_runs: keep the full run file after the record is written.
+        executor: a name for the provenance.
+
+    Returns:
+        The outcome. Exceptions of the objective or optimizer become ``status="error"``.
+    """
+    configure_worker()
+    from solvers import optimize
+    from solvers.result import RecordOptions
+
+    cell = Cell.from_dict(cell_data)
+    study_folder = StudyFolder(folder)
+    if study_folder.has_record(cell):
+        return CellOutcome(cell.key, "skipped")
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    record_options = RecordOptions(**{**record, "designs_at": tuple(record.get("designs_at",
+                                                                               (0, -1)))})
+    if -1 not in record_options.designs_at:
+        record_options = dataclasses.replace(
+            record_options, designs_at=(*record_options.designs_at, -1))
+    run_path = study_folder.run_path(cell)
+    try:
+        objective = BestTracker(_objective(cell, record_options))
+        checkpoint = read_checkpoint(run_path)
+        resume, previous_wall, previous_cpu, restarted = None, 0.0, 0.0, 0
+        if checkpoint is not None and checkpoint.partial:
+            if getattr(checkpoint.result, "state", None) is not None:
+                resume = checkpoint.result
+                objective.restore(checkpoint.best_x, checkpoint.best_loss,
+                                  checkpoint.best_evaluation, checkpoint.result.evaluations)
+                previous_wall, previous_cpu = checkpoint.wall_s, checkpoint.cpu_s
+            else:
+                restarted = 1
+        last = {"time": time.monotonic(), "iteration": 0 if resume is None
+                else resume.iterations}
+
+        def save(result, partial: bool) -> None:
+            write_checkpoint(run_path, cell.to_dict(), result, partial=partial,
+                             best_x=objective.best_x, best_loss=objective.best_loss,
+                             best_evaluation=objective.best_evaluation,
+                             wall_s=previous_wall + time.perf_counter() - wall0,
+                             cpu_s=previous_cpu + time.process_time() - cpu0)
+
+        def callback(info) -> None:
+            due = (checkpoint_every and info.iteration - last["iteration"] >= checkpoint_every) \
+                or (checkpoint_seconds and time.monotonic() - last["time"] >= checkpoint_seconds)
+            if not due:
+                return
+            snapshot = info.snapshot()
+            if _uses(snapshot, cell.optimizer) >= cell.steps:
+                return  # the run ends here: a checkpoint would leave nothing to resume
+            save(snapshot, partial=True)
+            last["time"], last["iteration"] = time.monotonic(), info.iteration
+
+        result = optimize(objective, cell.optimizer, steps=cell.steps,
+                          seed=None if cell.seed < 0 else cell.seed, record=record_options,
+                          callback=callback, resume=resume, **dict(cell.options))
+        if result.status == "interrupted":  # Ctrl-C inside the optimizer: keep the checkpoint
+            raise KeyboardInterrupt
+        final = design_to_uint8(result.designs[-1]) if result.designs is not None \
+            else design_to_uint8(objective.design(result.x))
+        best = design_to_uint8(objective.design(objective.best_x)) \
+            if objective.best_x is not None else final
+        wall = previous_wall + time.perf_counter() - wall0
+        cpu = previous_cpu + time.process_time() - cpu0
+        compact = CompactRecord(
+            cell=cell, status=result.status, message=result.message,
+            converged=bool(result.converged), iterations=int(result.iterations),
+            evaluations=int(result.evaluations),
+            loss_per_evaluation=result.loss_per_evaluation,
+            loss_per_iterate=result.loss_per_iterate,
+            grad_norm_per_iterate=result.grad_norm_per_iterate, final_design=final,
+            best_design=best, best_evaluation=objective.best_evaluation,
+            dtype=_dtype(objective._objective),
+            provenance=_provenance(wall, cpu, executor, int(resume is not None), restarted))
+        if keep_runs:
+            save(result, partial=False)
+        study_folder.write_record(compact)
+        if not keep_runs:
+            Path(run_path).unlink(missing_ok=True)
+        return CellOutcome(cell.key, result.status, compact.final_loss,
+                           time.perf_counter() - wall0, time.process_time() - cpu0,
+                           resume is not None)
+    except Exception as error:  # noqa: BLE001 - reported to the driver; a rerun retries it
+        message = f"{type(error).__name__}: {' '.join(str(error).split())}"
+        return CellOutcome(cell.key, "error", wall_s=time.perf_counter() - wall0,
+                           cpu_s=time.process_time() - cpu0, error=f"{cell.label}: {message}")

@@ -1,0 +1,190 @@
+"""Where cells run: this process, a local process pool, or a Dask cluster, behind one interface.
+
+Every executor offers ``submit(fn, *args, **kwargs) -> future`` and ``wait_any(futures) ->
+(done, pending)``; the driver (:mod:`studies.study.schedule`) and the tuner
+(:mod:`studies.study.tune`) use nothing else, so a study runs the same way everywhere.
+
+* :class:`InlineExecutor` (``--jobs 1``): runs each call at ``submit`` in this process.
+* :class:`LocalExecutor` (``--jobs N``): ``concurrent.futures.ProcessPoolExecutor`` with the spawn
+  context (TensorFlow must not be forked); workers are pinned to one thread
+  (:func:`~studies.study.execute.configure_worker` as initializer, and the thread environment
+  variables set for the spawned processes). A worker killed from outside breaks the pool: the
+  executor then starts a new pool (:meth:`LocalExecutor.restart`), and the driver resubmits.
+* :class:`DaskExecutor` (``--scheduler ADDRESS`` or ``--dask-local N``): a
+  ``distributed.Client`` of a running scheduler (it must answer within ``timeout`` seconds), or
+  of a ``LocalCluster`` of N single-threaded worker processes started here. Dask reschedules the
+  cells of a worker that dies.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .execute import configure_worker
+from .spec import StudyError
+
+__all__ = ["DaskExecutor", "InlineExecutor", "LocalExecutor", "make_executor"]
+
+_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+               "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+               "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+class _Deferred(concurrent.futures.Future):
+    """A future of :class:`InlineExecutor`: computed when it is first waited for."""
+
+    def __init__(self, fn: Callable, args: tuple, kwargs: dict):
+        super().__init__()
+        self._call = (fn, args, kwargs)
+
+    def compute(self) -> None:
+        if self.done():
+            return
+        fn, args, kwargs = self._call
+        try:
+            self.set_result(fn(*args, **kwargs))
+        except Exception as error:  # noqa: BLE001 - delivered through the future, as a pool does
+            self.set_exception(error)
+
+
+class InlineExecutor:
+    """Runs the calls in this process, one at a time, as they are waited for (``--jobs 1``)."""
+
+    name = "inline"
+    workers = 1
+
+    def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
+        return _Deferred(fn, args, kwargs)
+
+    def wait_any(self, futures: Iterable) -> tuple[set, set]:
+        futures = list(futures)
+        done = {f for f in futures if f.done()}
+        if not done and futures:
+            futures[0].compute()
+            done = {futures[0]}
+        return done, set(futures) - done
+
+    def restart(self) -> None:
+        """Nothing to restart."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class LocalExecutor:
+    """A spawned process pool of ``jobs`` single-threaded workers."""
+
+    name = "local"
+
+    def __init__(self, jobs: int):
+        if jobs < 1:
+            raise StudyError(f"--jobs must be >= 1; got {jobs}")
+        self.workers = jobs
+        self._pool = self._start()
+
+    def _start(self) -> concurrent.futures.ProcessPoolExecutor:
+        saved = {name: os.environ.get(name) for name in _THREAD_ENV}
+        os.environ.update({k: os.environ.get(k, v) for k, v in _THREAD_ENV.items()})
+        try:  # spawned children copy the environment when they start
+            pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=configure_worker)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+        return pool
+
+    def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def wait_any(self, futures: Iterable) -> tuple[set, set]:
+        done, pending = concurrent.futures.wait(set(futures),
+                                                return_when=concurrent.futures.FIRST_COMPLETED)
+        return done, pending
+
+    def restart(self) -> None:
+        """Replace a broken pool (a worker was killed) by a fresh one."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._start()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor:
+    """A Dask ``distributed`` client: of ``address``, or of a LocalCluster of ``local_workers``.
+
+    Args:
+        address: the scheduler, e.g. ``tcp://10.0.0.5:8786``.
+        local_workers: start a ``LocalCluster`` with this many single-threaded workers.
+        processes: LocalCluster workers as processes (True) or threads of this process.
+        timeout: seconds to wait for the scheduler before giving up.
+
+    Raises:
+        StudyError: the scheduler does not answer within ``timeout`` seconds.
+    """
+
+    name = "dask"
+
+    def __init__(self, address: str | None = None, local_workers: int | None = None, *,
+                 processes: bool = True, timeout: float = 5.0):
+        from distributed import Client, LocalCluster
+
+        if (address is None) == (local_workers is None):
+            raise StudyError("give either a scheduler address or a number of local workers")
+        self._cluster = None
+        if address is None:
+            if local_workers < 1:
+                raise StudyError(f"--dask-local must be >= 1; got {local_workers}")
+            extra = {"env": dict(_THREAD_ENV)} if processes else {}
+            self._cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1,
+                                         processes=processes, dashboard_address=None,
+                                         silence_logs=50, **extra)
+            self._client = Client(self._cluster, set_as_default=False)
+            self.workers = local_workers
+        else:
+            try:
+                self._client = Client(address, timeout=timeout, set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as error:
+                raise StudyError(f"the Dask scheduler at {address} did not answer within "
+                                 f"{timeout:g} s ({type(error).__name__}); start it with "
+                                 f"`dask scheduler` or check the address") from None
+            self.workers = max(1, sum(self._client.nthreads().values()))
+
+    def submit(self, fn: Callable, *args: Any, **kwargs: Any):
+        return self._client.submit(fn, *args, pure=False, **kwargs)
+
+    def wait_any(self, futures: Iterable) -> tuple[set, set]:
+        from distributed import wait
+
+        done, pending = wait(list(futures), return_when="FIRST_COMPLETED")
+        return set(done), set(pending)
+
+    def restart(self) -> None:
+        """Dask reschedules lost work itself."""
+
+    def close(self) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_executor(*, jobs: int = 1, scheduler: str | None = None,
+                  dask_local: int | None = None, processes: bool = True):
+    """The executor the command line asked for (at most one of the three options)."""
+    chosen = [name for name, value in (("--jobs", jobs if jobs != 1 else None),
+                                       ("--scheduler", scheduler),
+                                       ("--dask-local", dask_local)) if value is not None]
+    if len(chosen) > 1:
+        raise StudyError(f"choose one of {', '.join(chosen)}")
+    if scheduler is not None:
+        return DaskExecutor(address=scheduler)
+    if dask_local is not None:
+        return DaskExecutor(local_workers=dask_local, processes=processes)
+    return InlineExecutor() if jobs == 1 else LocalExecutor(jobs)

@@ -1,0 +1,303 @@
+"""Compact records of finished cells and the layout of a study's results folder.
+
+Folder layout (``DIR``)::
+
+    DIR/study.json            the canonical spec and its fingerprint (written by the first run)
+    DIR/records/<key>.json    one compact record per finished cell (small; commit these)
+    DIR/runs/<key>.h5         one run file per cell: checkpoints, then the full run (git-ignored)
+    DIR/tune/<group>.json     the trials of each tuning group; DIR/tune/records/ their cells
+    DIR/REPORT.md, DIR/tables/*.csv, DIR/figures/*.png   written by ``nrto study report``
+
+A compact record is one JSON file with two parts:
+
+* ``"deterministic"``: everything that depends only on the cell (its spec and key, status,
+  message, counts, the loss per evaluation and per iterate, the gradient norms, the final and the
+  best design as 8-bit images, the dtype). Reruns, resumes and other executors must give the same
+  bytes: :meth:`CompactRecord.deterministic_json` is this part as canonical JSON, which the tests
+  compare byte for byte.
+* ``"provenance"``: what may differ between runs of the same cell (wall and CPU seconds, package
+  versions, git revision, host, finish time, executor, how often it resumed).
+
+Arrays are stored as ``{"dtype", "shape", "data"}`` with ``data`` = base64 of zlib (level 9) of
+the little-endian bytes, byte-shuffled for floats (all first bytes, then all second bytes, ...),
+which compresses float64 histories by about a third. Designs are uint8 ``round(255 * density)``
+(``density = q / 255``, error <= 1/510). All files are written atomically (temporary file in the
+same folder, fsync, ``os.replace``).
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import zlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .spec import Cell, Study, StudyError, canonical_json
+
+__all__ = [
+    "RECORD_FORMAT",
+    "CompactRecord",
+    "StudyFolder",
+    "atomic_write_bytes",
+    "decode_array",
+    "design_to_uint8",
+    "encode_array",
+]
+
+RECORD_FORMAT = "nrto-study-record"
+RECORD_VERSION = 1
+SPEC_FORMAT = "nrto-study"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename, fsync folder)."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def encode_array(array: np.ndarray) -> dict[str, Any]:
+    """A JSON-able, lossless encoding of a numeric array (see the module docstring)."""
+    array = np.ascontiguousarray(array)
+    dtype = array.dtype.newbyteorder("<") if array.dtype.itemsize > 1 else array.dtype
+    raw = array.astype(dtype, copy=False)
+    data = raw.tobytes()
+    if raw.dtype.kind == "f" and raw.size:
+        data = np.frombuffer(data, np.uint8).reshape(raw.size, raw.dtype.itemsize).T.tobytes()
+    return {"dtype": raw.dtype.str, "shape": list(raw.shape),
+            "data": base64.b64encode(zlib.compress(data, 9)).decode("ascii")}
+
+
+def decode_array(encoded: Mapping[str, Any]) -> np.ndarray:
+    """Inverse of :func:`encode_array`."""
+    dtype = np.dtype(encoded["dtype"])
+    shape = tuple(encoded["shape"])
+    data = zlib.decompress(base64.b64decode(encoded["data"]))
+    size = int(np.prod(shape, dtype=np.int64))
+    if dtype.kind == "f" and size:
+        data = np.frombuffer(data, np.uint8).reshape(dtype.itemsize, size).T.tobytes()
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+
+
+def design_to_uint8(design: np.ndarray) -> np.ndarray:
+    """``round(255 * clip(density, 0, 1))`` as uint8, NaN as 0; shape kept ``(H, W)``."""
+    design = np.nan_to_num(np.asarray(design, dtype=np.float64), nan=0.0)
+    return np.rint(255.0 * np.clip(design, 0.0, 1.0)).astype(np.uint8)
+
+
+_ARRAYS = ("loss_per_evaluation", "loss_per_iterate", "grad_norm_per_iterate")
+
+
+@dataclasses.dataclass(frozen=True)
+class CompactRecord:
+    """What a finished cell leaves behind (see the module docstring).
+
+    Attributes:
+        cell: the cell.
+        status, message, converged: how the run ended (``solvers.result.STATUSES``).
+        iterations, evaluations: accepted steps and objective calls.
+        loss_per_evaluation: float64 ``(evaluations,)``.
+        loss_per_iterate: float64 ``(iterations + 1,)``.
+        grad_norm_per_iterate: float64 ``(iterations + 1,)``.
+        final_design: uint8 ``(H, W)``, the design of the last iterate.
+        best_design: uint8 ``(H, W)``, the design of the evaluation with the lowest loss.
+        best_evaluation: index of that evaluation (-1 when no loss was finite).
+        dtype: the network's floating-point type (``"float64"`` for pixels).
+        provenance: wall_s, cpu_s, versions, git_revision, git_dirty, host, finished,
+            executor, resumed (checkpoints resumed from), restarted (runs started afresh).
+    """
+
+    cell: Cell
+    status: str
+    message: str
+    converged: bool
+    iterations: int
+    evaluations: int
+    loss_per_evaluation: np.ndarray
+    loss_per_iterate: np.ndarray
+    grad_norm_per_iterate: np.ndarray
+    final_design: np.ndarray
+    best_design: np.ndarray
+    best_evaluation: int
+    dtype: str
+    provenance: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.cell.key
+
+    @property
+    def curve(self) -> np.ndarray:
+        """The loss per step in the cell's curve unit (``cell.curve``)."""
+        return self.loss_per_evaluation if self.cell.curve == "evaluation" \
+            else self.loss_per_iterate
+
+    @property
+    def final_loss(self) -> float:
+        """Loss at the last iterate."""
+        return float(self.loss_per_iterate[-1]) if self.loss_per_iterate.size else float("nan")
+
+    @property
+    def best_loss(self) -> float:
+        finite = self.loss_per_evaluation[np.isfinite(self.loss_per_evaluation)]
+        return float(finite.min()) if finite.size else float("nan")
+
+    def deterministic(self) -> dict[str, Any]:
+        """The part that must be identical across reruns and executors."""
+        return {"cell": self.cell.to_dict(), "key": self.key, "status": self.status,
+                "message": self.message, "converged": bool(self.converged),
+                "iterations": int(self.iterations), "evaluations": int(self.evaluations),
+                "dtype": self.dtype, "best_evaluation": int(self.best_evaluation),
+                **{name: encode_array(np.asarray(getattr(self, name), np.float64))
+                   for name in _ARRAYS},
+                "final_design": encode_array(np.asarray(self.final_design, np.uint8)),
+                "best_design": encode_array(np.asarray(self.best_design, np.uint8))}
+
+    def deterministic_json(self) -> str:
+        """The deterministic part as canonical JSON (compare these bytes across runs)."""
+        return canonical_json(self.deterministic())
+
+    def to_json(self) -> str:
+        return json.dumps({"format": RECORD_FORMAT, "version": RECORD_VERSION,
+                           "deterministic": self.deterministic(),
+                           "provenance": dict(self.provenance)}, sort_keys=True, indent=1,
+                          allow_nan=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "record") -> CompactRecord:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise StudyError(f"{where} is not a compact record ({error})") from None
+        if data.get("format") != RECORD_FORMAT:
+            raise StudyError(f"{where} is not a compact record (format {data.get('format')!r})")
+        if int(data.get("version", 0)) > RECORD_VERSION:
+            raise StudyError(f"{where} has record version {data['version']}; this nrto reads up "
+                             f"to {RECORD_VERSION}")
+        d = data["deterministic"]
+        return cls(cell=Cell.from_dict(d["cell"]), status=d["status"], message=d["message"],
+                   converged=bool(d["converged"]), iterations=int(d["iterations"]),
+                   evaluations=int(d["evaluations"]), dtype=d["dtype"],
+                   best_evaluation=int(d["best_evaluation"]),
+                   **{name: decode_array(d[name]) for name in _ARRAYS},
+                   final_design=decode_array(d["final_design"]),
+                   best_design=decode_array(d["best_design"]),
+                   provenance=data.get("provenance", {}))
+
+
+class StudyFolder:
+    """A study's results folder (see the module docstring); creates nothing until written."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    @property
+    def spec_path(self) -> Path:
+        return self.path / "study.json"
+
+    def records_dir(self, stage: str = "evaluate") -> Path:
+        return self.path / ("records" if stage == "evaluate" else "tune/records")
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.path / "runs"
+
+    @property
+    def tune_dir(self) -> Path:
+        return self.path / "tune"
+
+    def record_path(self, cell: Cell) -> Path:
+        return self.records_dir(cell.stage) / f"{cell.key}.json"
+
+    def run_path(self, cell: Cell) -> Path:
+        return self.runs_dir / f"{cell.key}.h5"
+
+    # -- the spec ----------------------------------------------------------------------------
+    def read_spec(self) -> dict[str, Any] | None:
+        """The stored canonical spec, or None when the folder has none."""
+        if not self.spec_path.exists():
+            return None
+        try:
+            data = json.loads(self.spec_path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise StudyError(f"{self.spec_path} is not a study spec ({error})") from None
+        if data.get("format") != SPEC_FORMAT:
+            raise StudyError(f"{self.spec_path} is not a study spec (format "
+                             f"{data.get('format')!r})")
+        return data
+
+    def study(self) -> Study:
+        """The study stored in the folder (for ``status`` and ``report``)."""
+        data = self.read_spec()
+        if data is None:
+            raise StudyError(f"{self.path} holds no study (no {self.spec_path.name}); run "
+                             f"`nrto study run SPEC --out {self.path}` first")
+        return Study.from_dict(data["spec"])
+
+    def check_owner(self, study: Study, force: bool) -> None:
+        """Refuse (before anything is written) a folder that belongs to another spec.
+
+        Raises:
+            StudyError: the folder holds another study's spec and ``force`` is False, or it is
+                a file, or it is a non-empty folder that is not a study folder.
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise StudyError(f"--out {self.path} is a file; give a folder")
+        stored = self.read_spec()
+        if stored is None:
+            if self.path.is_dir() and any(p.name not in (".gitignore",)
+                                          for p in self.path.iterdir()) and not force:
+                raise StudyError(f"{self.path} is not empty and holds no study; choose another "
+                                 f"--out (or --force to use it)")
+            return
+        if stored.get("fingerprint") != study.fingerprint and not force:
+            raise StudyError(f"{self.path} holds study {stored['spec'].get('name')!r} written by "
+                             f"another spec (fingerprint {stored.get('fingerprint', '?')[:12]} "
+                             f"!= {study.fingerprint[:12]}); use another --out, or --force to "
+                             f"replace its spec (records of identical cells are kept)")
+
+    def write_spec(self, study: Study) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"format": SPEC_FORMAT, "fingerprint": study.fingerprint,
+                           "spec": study.to_dict()}, sort_keys=True, indent=1)
+        if not self.spec_path.exists() or self.spec_path.read_text() != text:
+            atomic_write_bytes(self.spec_path, text.encode())
+
+    # -- records -----------------------------------------------------------------------------
+    def has_record(self, cell: Cell) -> bool:
+        return self.record_path(cell).exists()
+
+    def write_record(self, record: CompactRecord) -> Path:
+        path = self.record_path(record.cell)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, record.to_json().encode())
+        return path
+
+    def read_record(self, cell: Cell) -> CompactRecord | None:
+        path = self.record_path(cell)
+        if not path.exists():
+            return None
+        return CompactRecord.from_json(path.read_text(), str(path))
+
+    def records(self, cells: tuple[Cell, ...]) -> Iterator[tuple[Cell, CompactRecord | None]]:
+        """Each cell with its record (None when it has not finished)."""
+        for cell in cells:
+            yield cell, self.read_record(cell)

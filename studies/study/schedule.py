@@ -1,0 +1,156 @@
+"""The driver: expand a study, pick this shard's unfinished cells, run them on an executor.
+
+``run_study`` submits every unfinished cell of the shard at once and collects outcomes as they
+complete, with one overall tqdm bar on stderr (cells done/total, failures, ETA). A finished cell
+(one with a compact record) is never submitted again; a partial one resumes in its worker
+(:func:`studies.study.execute.run_cell`). When a local worker is killed the pool breaks: the driver
+starts a new pool and resubmits the cells that have no record yet (at most ``max_restarts``
+times). The driver itself writes only the spec (``study.json``); each worker writes its own cell's
+files.
+
+Shards: ``--shard I/N`` runs the cells whose key, read as a hexadecimal number, is ``I - 1``
+modulo ``N``: a deterministic split that does not depend on the other cells or on the order.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
+
+from .execute import CellOutcome, run_cell
+from .records import StudyFolder
+from .spec import Cell, Study, StudyError
+
+__all__ = ["StudyRun", "in_shard", "parse_shard", "run_cells", "run_study"]
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` -> ``(I, N)`` with ``1 <= I <= N``.
+
+    Raises:
+        StudyError: malformed or out of range.
+    """
+    if text is None:
+        return None
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise StudyError(f"--shard expects I/N with 1 <= I <= N, e.g. 1/4; got {text!r}")
+    return int(index), int(count)
+
+
+def in_shard(key: str, shard: tuple[int, int] | None) -> bool:
+    """Whether the cell with this key belongs to ``shard`` (None: all)."""
+    return shard is None or int(key, 16) % shard[1] == shard[0] - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyRun:
+    """What one ``run_study`` call did.
+
+    Attributes:
+        cells: the cells of the shard.
+        skipped: cells that already had a record.
+        outcomes: the outcome of every cell submitted.
+    """
+
+    cells: tuple[Cell, ...]
+    skipped: int
+    outcomes: tuple[CellOutcome, ...]
+
+    @property
+    def errors(self) -> tuple[CellOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.status == "error")
+
+    @property
+    def failed(self) -> tuple[CellOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.status == "failed")
+
+
+def cell_settings(study: Study, executor_name: str) -> dict:
+    """The keyword arguments of :func:`run_cell` that come from the study."""
+    return {"record": dataclasses.asdict(study.record),
+            "checkpoint_every": study.checkpoint_every,
+            "checkpoint_seconds": study.checkpoint_seconds, "keep_runs": study.keep_runs,
+            "executor": executor_name}
+
+
+def run_cells(cells: Sequence[Cell], folder: StudyFolder, executor, settings: dict, *,
+              on_outcome: Callable[[CellOutcome], None] = lambda outcome: None,
+              max_restarts: int = 3) -> list[CellOutcome]:
+    """Run ``cells`` (none with a record) on ``executor``; outcomes in completion order."""
+    outcomes: list[CellOutcome] = []
+    todo = {cell.key: cell for cell in cells}
+    restarts = 0
+    while todo:
+        futures = {executor.submit(run_cell, cell.to_dict(), str(folder.path), **settings): key
+                   for key, cell in todo.items()}
+        broken = False
+        pending = set(futures)
+        while pending:
+            done, pending = executor.wait_any(pending)
+            for future in done:
+                key = futures[future]
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    continue
+                except Exception as error:  # noqa: BLE001 - e.g. dask's KilledWorker
+                    outcome = CellOutcome(key, "error", error=f"{todo[key].label}: "
+                                          f"{type(error).__name__}: {error}")
+                todo.pop(key, None)
+                outcomes.append(outcome)
+                on_outcome(outcome)
+        if broken:
+            restarts += 1
+            if restarts > max_restarts:
+                raise StudyError(f"the worker pool broke {restarts} times (workers killed or "
+                                 f"out of memory); rerun to continue where it stopped")
+            executor.restart()
+            todo = {key: cell for key, cell in todo.items() if not folder.has_record(cell)}
+    return outcomes
+
+
+def run_study(study: Study, folder: StudyFolder, executor, *, shard: tuple[int, int] | None = None,
+              progress: bool = True, tuned: dict | None = None) -> StudyRun:
+    """Run the unfinished evaluation cells of ``study`` (of one shard) into ``folder``.
+
+    Args:
+        study: the spec (its tuning stage must have run when it has one; see ``tuned``).
+        folder: the results folder; its spec must be ``study``'s (``check_owner``).
+        executor: see :mod:`studies.study.executors`.
+        shard: ``(I, N)`` or None.
+        progress: draw the overall bar on stderr.
+        tuned: the tuned options of the tuning stage (``tune.tuned_values``).
+
+    Returns:
+        What was run.
+    """
+    from tqdm import tqdm
+
+    from .spec import expand
+
+    cells = tuple(c for c in expand(study, tuned) if in_shard(c.key, shard))
+    todo = [cell for cell in cells if not folder.has_record(cell)]
+    folder.write_spec(study)
+    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=f"study {study.name}",
+               unit="cell", file=sys.stderr, disable=not progress, dynamic_ncols=True,
+               smoothing=0.05)
+    counts = {"failed": 0, "errors": 0}
+
+    def on_outcome(outcome: CellOutcome) -> None:
+        if outcome.status == "failed":
+            counts["failed"] += 1
+        elif outcome.status == "error":
+            counts["errors"] += 1
+            bar.write(f"error: {outcome.error}")
+        bar.update(1)
+        bar.set_postfix(failed=counts["failed"], errors=counts["errors"], refresh=False)
+
+    try:
+        outcomes = run_cells(todo, folder, executor, cell_settings(study, executor.name),
+                             on_outcome=on_outcome)
+    finally:
+        bar.close()
+    return StudyRun(cells, len(cells) - len(todo), tuple(outcomes))
