@@ -17,8 +17,9 @@ Commands::
     nrto trajectory FILE.h5 --run ID [--out FIGURE.png]
 
 The four analysis commands (``studies.analysis``) store their result in the same file under
-``/runs/<id>/analysis/<kind>/<key>`` (replacing an earlier one of the same name) and draw a figure,
-by default ``<file folder>/<file stem>/<run id>-<kind>-<key>.png``.
+``/runs/<id>/analysis/<kind>/<key>``, the key encoding the settings (an earlier analysis with the
+same settings is replaced; one with other settings is kept beside it), and draw a figure, by
+default ``<file folder>/<file stem>/<run id>-<kind>-<key>.png``.
 
 Exit status: 0 success; 1 a run raised (it is stored with status ``failed``); 2 a usage error
 (unknown name, bad size or value, unreadable or unwritable file), reported as ONE line on stderr
@@ -475,62 +476,21 @@ def _command_analysis(args) -> int:
             raise UsageError(f"cannot write {args.out}: folder {folder} does not exist")
     try:
         analyzer = analysis.RunAnalyzer(args.file, args.run)
+        kind = analysis.analysis_for_command(args.command)
+        options = {name: getattr(args, name) for name in kind.command_options}
         with analysis.progress_bar(f"{analyzer.run_id} {args.command}",
                                    enabled=not args.no_progress) as progress:
-            if args.command == "spectrum":
-                record = analyzer.spectrum(at=args.at, operator=args.operator, runs=args.runs,
-                                           steps=args.steps, seed=args.seed, memory=args.memory,
-                                           progress=progress)
-            elif args.command == "surface":
-                record = analyzer.surface(at=args.at, directions=args.directions,
-                                          grid=args.grid, extent=args.extent, seed=args.seed,
-                                          progress=progress)
-            elif args.command == "interpolate":
-                record = analyzer.interpolation(start=args.start, end=args.end,
-                                                points=args.points, progress=progress)
-            else:
-                record = analyzer.trajectory()
+            record = analyzer.analyse(kind.kind, progress=progress, **options)
     except analysis.AnalysisError as error:
         raise UsageError(str(error)) from None
     try:
         figure = analysis.draw(record, args.out)
     except ValueError as error:  # e.g. an image format matplotlib does not know
         raise UsageError(f"cannot write {args.out}: {error}") from None
-    print(_analysis_summary(record))
+    print(analysis.summary(record))
     print(f"stored {args.file}:/runs/{record.run_id}/analysis/{record.name}; figure {figure}",
           file=sys.stderr)
     return EXIT_OK
-
-
-def _analysis_summary(record) -> str:
-    """One line: what was computed and its headline numbers."""
-    import numpy as np
-
-    from studies import analysis
-
-    head = f"{record.run_id} {record.name}:"
-    if isinstance(record, analysis.SpectrumAnalysis):
-        low, high = record.extremes
-        s = record.settings
-        return (f"{head} {record.operator} at iterate {record.iterate}, {s['runs']} x "
-                f"{s['steps']} SLQ, n = {s['dimension']}: eigenvalues in [{low:.6g}, {high:.6g}], "
-                f"trace ~ {record.trace:.6g}")
-    if isinstance(record, analysis.SurfaceAnalysis):
-        losses = record.surface.losses
-        far = float(np.max(record.projection.distances))
-        return (f"{head} {record.directions} directions around iterate {record.iterate}, "
-                f"{losses.shape[0]}x{losses.shape[1]} grid: loss in "
-                f"[{_loss(np.nanmin(losses))}, {_loss(np.nanmax(losses))}], trajectory up to "
-                f"{far:.4g} off the plane")
-    if isinstance(record, analysis.InterpolationAnalysis):
-        losses = record.interpolation.losses
-        return (f"{head} iterate {record.start_iterate} -> {record.end_iterate}, {losses.size} "
-                f"points: loss {_loss(losses[0])} -> {_loss(losses[-1])}, highest "
-                f"{_loss(np.nanmax(losses))}")
-    metrics = record.metrics
-    return (f"{head} {record.iterate_indices.size} stored iterates: distance travelled "
-            f"{metrics.distance_from_start[-1]:.4g}, final gradient norm "
-            f"{metrics.gradient_norm[-1]:.4g}")
 
 
 _COMMANDS = {"problems": _command_problems, "optimize": _command_optimize,
