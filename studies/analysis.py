@@ -206,14 +206,18 @@ class TrajectoryAnalysis:
 
     @property
     def spacing(self) -> str:
-        """Which iterates the rows are, e.g. ``"every iterate"``, ``"every 10th iterate"`` or
-        ``"irregularly spaced iterates"``: "successive" metrics compare successive ROWS."""
-        gaps = np.unique(np.diff(self.iterate_indices))
-        if gaps.size == 1 and gaps[0] == 1:
+        """Which iterates the rows are, e.g. ``"every iterate"``, ``"every 10th iterate"``,
+        ``"every 10th iterate and the last"`` or ``"irregularly spaced iterates"``: "successive"
+        metrics compare successive ROWS."""
+        gaps = np.diff(self.iterate_indices)
+        regular = np.unique(gaps[:-1]) if gaps.size > 1 else gaps
+        if regular.size != 1 or gaps[-1] > regular[0]:
+            return "irregularly spaced iterates"
+        every = int(regular[0])
+        if every == 1:
             return "every iterate"
-        if gaps.size == 1:
-            return f"every {_ordinal(int(gaps[0]))} iterate"
-        return "irregularly spaced iterates"
+        return f"every {_ordinal(every)} iterate" + ("" if gaps[-1] == every else
+                                                     " and the last")
 
     @property
     def net_displacement(self) -> float:
