@@ -252,6 +252,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=_non_negative_int, default=50, metavar="K",
                         help="store a partial snapshot every K iterates (0: first and last only)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--ignore-memory-check", action="store_true",
+                        help="run even if the estimated memory of the runs exceeds what the "
+                             "machine has available (MemAvailable of /proc/meminfo)")
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -302,11 +305,29 @@ def _record_options(args, model: str):
                          pairs_until=args.pairs_until)
 
 
+def _check_memory_of_size(args) -> None:
+    """With --size, refuse runs that cannot fit in memory before the problem is even built (a
+    5000x5000 mesh takes seconds and a gigabyte to build)."""
+    from studies import resources
+
+    if args.size is None or args.ignore_memory_check:
+        return
+    width, height = args.size
+    estimates = [resources.estimate_memory(
+        width=width, height=height, model=model, optimizer=optimizer, steps=args.steps,
+        filter_radius=args.filter_radius, record=_record_options(args, model),
+        options=dict(args.option), model_options=dict(args.model_option),
+        label=f"{args.problem} {width}x{height}/{model}/{optimizer}/seed{seed}")
+        for model, optimizer, seed in itertools.product(args.model, args.optimizer, args.seed)]
+    resources.check_memory(estimates, jobs=args.jobs)
+
+
 def _optimize_configs(args) -> list:
     from studies.runner import ConfigurationError, problem_fields, validate_config
     from studies.store import RunConfig
 
     try:
+        _check_memory_of_size(args)
         problem = problem_fields(args.problem, args.size, args.volfrac)
         configs = [RunConfig(model=model, optimizer=optimizer, steps=args.steps, seed=seed,
                              penal=args.penal, filter_radius=args.filter_radius,
@@ -338,7 +359,8 @@ def _run_tasks(tasks, args, path: Path) -> int:
 
     try:
         outcomes = run_many(tasks, jobs=args.jobs, progress=not args.no_progress,
-                            checkpoint_every=args.checkpoint_every, report=_report)
+                            checkpoint_every=args.checkpoint_every, report=_report,
+                            check_memory=not args.ignore_memory_check)
     except RunsInterrupted as stop:
         stored = sorted(o.run_id for o in stop.outcomes if o.run_id and o.partial)
         hint = (f"; resume with: nrto resume {path} --run {' '.join(stored)}" if stored else "")
