@@ -126,7 +126,9 @@ def symlog_density(spectrum, grid: np.ndarray, threshold: float,
     Ritz value with positive weight and renormalized to the node's weight, so the density is
     zero outside ``[min Ritz value, max Ritz value]`` and integrates to 1 over the coordinate
     there (the kernel of Ghorbani et al.'s code, which spreads mass beyond the extreme Ritz
-    values, would show negative eigenvalues that the operator does not have).
+    values, would show negative eigenvalues that the operator does not have). A spectrum with a
+    single distinct Ritz value (e.g. ``B = I``) has a support of no width: it is drawn as one
+    uncut kernel at that value.
 
     Returns:
         float64 ``(g,)`` density at ``grid``.
@@ -138,8 +140,10 @@ def symlog_density(spectrum, grid: np.ndarray, threshold: float,
     weights = spectrum.weights[used]
     low, high = float(nodes.min()), float(nodes.max())
     points = symlog_coordinate(grid, threshold)
+    if high - low < 1e-9 * width_decades:  # one distinct Ritz value: a support of no width
+        low, high = -np.inf, np.inf         # drawn as one uncut kernel
     inside = (points >= low) & (points <= high)
-    # mass of each node's Gaussian inside [low, high]; a lone node (low == high) keeps a point
+    # mass of each node's Gaussian inside [low, high]
     mass = ndtr((high - nodes) / width_decades) - ndtr((low - nodes) / width_decades)
     scale = np.divide(weights, mass, out=np.zeros_like(weights), where=mass > 0)
     total = np.zeros(points.shape)
