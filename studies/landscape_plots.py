@@ -190,8 +190,8 @@ def plot_spectra(path, spectra: Mapping[str, object], *, width_decades: float = 
     ax.set_ylabel("density per unit of u = sign(λ) log10(1 + |λ|/t)", fontsize=8)
     ax.set_title(title or "spectral density (SLQ)", fontsize=10)
     ax.legend(fontsize=8, title=f"Gaussian kernel of {width_decades:g} in u, cut at the extreme "
-              f"Ritz values\nper decade where |λ| ≫ t; ticks: quadrature nodes",
-              title_fontsize=7)
+              f"Ritz values; per decade where |λ| ≫ t; ticks: quadrature nodes",
+              title_fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     return _save(fig, path)
 
 
@@ -307,5 +307,5 @@ def _symlog_values_axis(ax, values: np.ndarray) -> None:
     ax.set_yscale("symlog", linthresh=threshold)
     low = float(np.nanmin(values)) if finite.size else -largest
     high = float(np.nanmax(values)) if finite.size else largest
-    ax.set_ylim(min(low, 0.0) * 1.5 - threshold, max(high, 0.0) * 1.5 + threshold)
+    ax.set_ylim(min(low, 0.0) * 3 - threshold, max(high, 0.0) * 3 + threshold)
     _symlog_ticks(ax, min(low, 0.0), max(high, 0.0), threshold, most=6, axis="y")
