@@ -162,6 +162,9 @@ class PCADirections:
 
 def _pca_data(iterates: np.ndarray, final: np.ndarray | None, center: str) -> np.ndarray:
     iterates = np.asarray(iterates, dtype=np.float64)
+    if iterates.size == 0:
+        raise ValueError(f"iterates is empty (shape {iterates.shape}): PCA needs at least 3 "
+                         f"points of n >= 1 parameters (2 besides the final one)")
     if iterates.ndim != 2:
         raise ValueError(f"iterates must be (r, n), got shape {iterates.shape}")
     if final is None:

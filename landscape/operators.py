@@ -117,8 +117,10 @@ class LBFGSMatrix:
             [S^T; gamma Y^T]
 
     (Byrd, Nocedal & Schnabel 1994, eqs. 2.17 and 2.6). ``B`` equals ``m`` recursive BFGS updates
-    of ``theta I`` with the pairs in chronological order, and ``H = B^{-1}``. With no pairs,
-    ``theta = 1`` and ``B = H = I`` (the first L-BFGS-B step is along the negative gradient).
+    of ``theta I`` with the pairs in chronological order, and ``H = B^{-1}``. With no pairs
+    (``s`` and ``y`` of shape ``(0, n)``), ``theta = 1`` and ``B = H = I`` exactly: the matrix
+    L-BFGS-B uses for its first step (along the negative gradient), so a run's matrix at iterate
+    0 is well defined; every product and ``dense_B``/``dense_H`` work as for ``m >= 1``.
 
     Args:
         s: float64 ``(p, n)``, ``s_j = x_{k+1} - x_k``, one pair per row, oldest first.
@@ -126,8 +128,9 @@ class LBFGSMatrix:
         memory: keep only the newest ``memory`` pairs (``None`` keeps all ``p``).
 
     Raises:
-        ValueError: on mismatched shapes, non-finite entries, or a pair with ``s^T y <= 0``
-            (such pairs are never accepted by L-BFGS-B and make ``B`` indefinite).
+        ValueError: on mismatched shapes, empty 1-D arrays (no size ``n``), non-finite entries,
+            or a pair with ``s^T y <= 0`` (such pairs are never accepted by L-BFGS-B and make
+            ``B`` indefinite).
 
     Attributes:
         num_pairs: ``m``, the number of pairs kept.
@@ -139,8 +142,12 @@ class LBFGSMatrix:
     """
 
     def __init__(self, s: np.ndarray, y: np.ndarray, memory: int | None = None):
-        s = np.atleast_2d(np.asarray(s, dtype=np.float64))
-        y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+        s, y = np.asarray(s, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        if s.size == 0 and (s.ndim < 2 or y.ndim < 2):
+            raise ValueError(f"no pairs, but no size either (s has shape {s.shape}, y "
+                             f"{y.shape}): give s and y of shape (0, n) for the identity B = H = "
+                             f"I of size n")
+        s, y = np.atleast_2d(s), np.atleast_2d(y)
         if s.ndim != 2 or s.shape != y.shape:
             raise ValueError(f"s and y must both be (p, n) arrays of the same shape, got {s.shape} "
                              f"and {y.shape}")

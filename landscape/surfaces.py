@@ -59,13 +59,18 @@ def interpolate(objective: FlatObjective, theta_a: np.ndarray, theta_b: np.ndarr
     n = objective.size
     theta_a = _vector(theta_a, n, "theta_a")
     theta_b = _vector(theta_b, n, "theta_b")
+    if np.array_equal(theta_a, theta_b):
+        raise ValueError("theta_a and theta_b are the same point: there is no line between them")
     if isinstance(alphas, (int, np.integer)):
         if alphas < 2:
             raise ValueError(f"need at least 2 interpolation points, got {alphas}")
         alphas = np.linspace(0.0, 1.0, int(alphas))
     alphas = np.asarray(alphas, dtype=np.float64)
-    if alphas.ndim != 1 or alphas.size == 0:
-        raise ValueError(f"alphas must be a non-empty 1-D array, got shape {alphas.shape}")
+    if alphas.ndim != 1 or alphas.size < 2:
+        raise ValueError(f"alphas must be a 1-D array of at least 2 points, got shape "
+                         f"{alphas.shape}")
+    if not np.all(np.isfinite(alphas)):
+        raise ValueError("alphas must be finite")
     losses = np.empty(alphas.shape)
     for i, alpha in enumerate(alphas):
         losses[i] = objective.value((1.0 - alpha) * theta_a + alpha * theta_b)
@@ -92,9 +97,12 @@ class Surface:
 
 def _grid_axes(grid, extent: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(grid, (int, np.integer)):
-        if grid < 1:
-            raise ValueError(f"grid size must be >= 1, got {grid}")
-        axis = np.linspace(extent[0], extent[1], int(grid))
+        if grid < 2:
+            raise ValueError(f"grid size must be >= 2 points per axis, got {grid}")
+        low, high = (float(e) for e in extent)
+        if not (np.isfinite(low) and np.isfinite(high) and low < high):
+            raise ValueError(f"extent must be finite (low, high) with low < high, got {extent}")
+        axis = np.linspace(low, high, int(grid))
         return axis, axis.copy()
     try:
         coords1, coords2 = grid
@@ -102,10 +110,27 @@ def _grid_axes(grid, extent: tuple[float, float]) -> tuple[np.ndarray, np.ndarra
         raise ValueError("grid must be an int or a pair (coords1, coords2) of 1-D arrays") from None
     coords1 = np.asarray(coords1, dtype=np.float64)
     coords2 = np.asarray(coords2, dtype=np.float64)
-    if coords1.ndim != 1 or coords2.ndim != 1 or not coords1.size or not coords2.size:
-        raise ValueError(f"grid coordinates must be non-empty 1-D arrays, got shapes "
-                         f"{coords1.shape} and {coords2.shape}")
+    if coords1.ndim != 1 or coords2.ndim != 1 or coords1.size < 2 or coords2.size < 2:
+        raise ValueError(f"grid coordinates must be 1-D arrays of at least 2 points each, got "
+                         f"shapes {coords1.shape} and {coords2.shape}")
+    if not (np.all(np.isfinite(coords1)) and np.all(np.isfinite(coords2))):
+        raise ValueError("grid coordinates must be finite")
     return coords1, coords2
+
+
+def _plane_basis(d1: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Thin QR of ``[d1, d2]`` ``(n, 2)``; ValueError unless the directions span a plane."""
+    for name, direction in (("d1", d1), ("d2", d2)):
+        if not np.all(np.isfinite(direction)):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        if not np.any(direction):
+            raise ValueError(f"{name} is the zero vector: it spans no direction")
+    q, r = np.linalg.qr(np.column_stack([d1, d2]))
+    if abs(r[1, 1]) <= 1e-12 * abs(r[0, 0]):
+        raise ValueError("d1 and d2 are (numerically) parallel, i.e. linearly dependent: "
+                         "they span no plane "
+                         f"(|d2 off d1| / |d1| = {abs(r[1, 1]) / abs(r[0, 0]):.1e})")
+    return q, r
 
 
 def surface(objective: FlatObjective, center: np.ndarray, d1: np.ndarray, d2: np.ndarray,
@@ -118,15 +143,20 @@ def surface(objective: FlatObjective, center: np.ndarray, d1: np.ndarray, d2: np
         objective: any flat objective (only ``value`` is called, ``g1 * g2`` times).
         center: float64 ``(n,)``.
         d1, d2: float64 ``(n,)`` directions (e.g. filter-normalized or PCA directions).
-        grid: ``(coords1, coords2)`` 1-D arrays, or an int ``g`` for ``linspace(*extent, g)``
-            on both axes.
+        grid: ``(coords1, coords2)`` 1-D arrays of at least 2 points, or an int ``g >= 2`` for
+            ``linspace(*extent, g)`` on both axes.
         extent: range of the coordinates for an int ``grid``.
         progress: optional ``progress(done, total)``.
+
+    Raises:
+        ValueError: a zero direction, parallel directions (no plane), fewer than 2 points on an
+            axis, or shapes that do not match the objective.
     """
     n = objective.size
     center = _vector(center, n, "center")
     d1, d2 = _vector(d1, n, "d1"), _vector(d2, n, "d2")
     coords1, coords2 = _grid_axes(grid, extent)
+    _plane_basis(d1, d2)
     losses = np.empty((coords1.size, coords2.size))
     total, done = losses.size, 0
     for i, a in enumerate(coords1):
@@ -147,10 +177,22 @@ class PlaneProjection:
         coords: float64 ``(r, 2)``, ``(a, b)`` minimizing ``|x - center - a d1 - b d2|``.
         distances: float64 ``(r,)``, that minimal distance (how far each point is off the plane;
             PCA planes can hide large off-plane motion).
+        offsets: float64 ``(r,)``, ``|x - center|``, the distance of each point from the centre
+            (so ``distances / offsets`` says how much of a point's displacement the plane
+            misses: 0 in the plane, 1 orthogonal to it).
     """
 
     coords: np.ndarray
     distances: np.ndarray
+    offsets: np.ndarray
+
+    def off_plane_fraction(self) -> float:
+        """``max distances / max offsets``: how far the points lie off the plane relative to how
+        far they reach from the centre (0 when all lie in it; NaN when all are the centre)."""
+        reach = float(np.max(self.offsets)) if self.offsets.size else 0.0
+        if not reach > 0:
+            return float("nan")
+        return float(np.max(self.distances)) / reach
 
 
 def project_onto_plane(points: np.ndarray, center: np.ndarray, d1: np.ndarray,
@@ -167,12 +209,10 @@ def project_onto_plane(points: np.ndarray, center: np.ndarray, d1: np.ndarray,
         raise ValueError(f"points must be (r, n), got shape {points.shape}")
     n = points.shape[1]
     center = _vector(center, n, "center")
-    basis = np.column_stack([_vector(d1, n, "d1"), _vector(d2, n, "d2")])       # (n, 2)
-    q, r = np.linalg.qr(basis)
-    if abs(r[1, 1]) <= 1e-12 * max(abs(r[0, 0]), 1e-300) or r[0, 0] == 0:
-        raise ValueError("d1 and d2 are (numerically) linearly dependent: they span no plane")
+    q, r = _plane_basis(_vector(d1, n, "d1"), _vector(d2, n, "d2"))            # (n, 2), (2, 2)
     offsets = points - center                                                   # (r, n)
     in_plane = offsets @ q                                                      # (r, 2)
     coords = np.linalg.solve(r, in_plane.T).T
     residual = offsets - in_plane @ q.T
-    return PlaneProjection(coords=coords, distances=np.linalg.norm(residual, axis=1))
+    return PlaneProjection(coords=coords, distances=np.linalg.norm(residual, axis=1),
+                           offsets=np.linalg.norm(offsets, axis=1))

@@ -4,7 +4,9 @@ Each design cell ``i`` inside the mask becomes the weighted mean of the cells ``
 around it, with weights ``w_ij = max(0, r - |c_i - c_j|)`` (Bruns & Tortorelli 2001; the density
 filter of Andreassen et al. 2011), normalized by the sum of the weights that cell ``i`` received
 from cells inside the mask. Cells outside the mask are 0 after filtering. A radius of 0 means no
-filter.
+filter. The stencil is clamped to the grid (offsets beyond it reach no cell), so any radius at
+least the grid's size costs what a radius of the grid's size costs and gives the dense filter
+``w_ij = r - |c_i - c_j|`` over all cells.
 
 Index convention: cells are numbered in C order of the ``(H, W)`` design, ``e = row * W + col``.
 """
@@ -36,21 +38,25 @@ def cone_filter_matrix(mask: np.ndarray, radius: float) -> scipy.sparse.csr_matr
     size = height * width
     if radius == 0:
         return scipy.sparse.diags(mask.ravel().astype(float), format="csr")
-    reach = int(np.ceil(radius))
-    row, col = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    # Offsets beyond the grid reach no cell: the stencil is clamped to the grid, so a radius
+    # larger than the design costs no more than one the size of the design.
+    reach_rows = min(int(np.ceil(radius)), height - 1)
+    reach_cols = min(int(np.ceil(radius)), width - 1)
+    cell = np.arange(size).reshape(height, width)
     rows, cols, weights = [], [], []
-    for d_row in range(-reach, reach + 1):
-        for d_col in range(-reach, reach + 1):
+    for d_row in range(-reach_rows, reach_rows + 1):
+        for d_col in range(-reach_cols, reach_cols + 1):
             weight = radius - np.hypot(d_row, d_col)
             if weight <= 0:
                 continue
-            other_row, other_col = row + d_row, col + d_col
-            inside = ((other_row >= 0) & (other_row < height)
-                      & (other_col >= 0) & (other_col < width))
-            inside &= mask
-            inside[inside] &= mask[other_row[inside], other_col[inside]]
-            rows.append((row * width + col)[inside])
-            cols.append((other_row * width + other_col)[inside])
+            # cells (r, c) whose neighbour (r + d_row, c + d_col) lies on the grid
+            here = (slice(max(0, -d_row), height - max(0, d_row)),
+                    slice(max(0, -d_col), width - max(0, d_col)))
+            there = (slice(max(0, d_row), height - max(0, -d_row)),
+                     slice(max(0, d_col), width - max(0, -d_col)))
+            inside = mask[here] & mask[there]
+            rows.append(cell[here][inside])
+            cols.append(cell[there][inside])
             weights.append(np.full(int(inside.sum()), weight))
     raw = scipy.sparse.csr_matrix(
         (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size))

@@ -44,6 +44,9 @@ class ModelObjective:
     def __init__(self, model, *, penal: float = 3.0, filter_radius: float = 2.0,
                  root_tolerance: float = 1e-12, physics: Compliance | None = None,
                  compiled: bool = True):
+        if not (np.isfinite(root_tolerance) and root_tolerance >= 0):
+            raise ValueError(f"root_tolerance must be a finite number >= 0 (the paper: 1e-12; 0 "
+                             f"for full precision), got {root_tolerance}")
         self.model = model
         self.problem = model.problem
         self.volume_constraint = bool(model.volume_constraint)
@@ -226,6 +229,9 @@ def as_objective(model, *, penal: float = 3.0, filter_radius: float = 2.0,
         filter_radius: cone filter radius (0: none).
         root_tolerance: bracket width of the volume-constraint bisection (the paper: 1e-12;
             0 for full precision, e.g. for finite-difference checks).
+
+    Raises:
+        ValueError: ``root_tolerance`` negative or not finite.
 
     Returns:
         A :class:`ModelObjective` (implements :class:`~solvers.flat.FlatObjective`, plus

@@ -17,8 +17,9 @@ Commands::
     nrto trajectory FILE.h5 --run ID [--out FIGURE.png]
 
 The four analysis commands (``studies.analysis``) store their result in the same file under
-``/runs/<id>/analysis/<kind>/<key>`` (replacing an earlier one of the same name) and draw a figure,
-by default ``<file folder>/<file stem>/<run id>-<kind>-<key>.png``.
+``/runs/<id>/analysis/<kind>/<key>``, the key encoding the settings (an earlier analysis with the
+same settings is replaced; one with other settings is kept beside it), and draw a figure, by
+default ``<file folder>/<file stem>/<run id>-<kind>-<key>.png``.
 
 Exit status: 0 success; 1 a run raised (it is stored with status ``failed``); 2 a usage error
 (unknown name, bad size or value, unreadable or unwritable file), reported as ONE line on stderr
@@ -300,6 +301,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=_non_negative_int, default=50, metavar="K",
                         help="store a partial snapshot every K iterates (0: first and last only)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--ignore-memory-check", action="store_true",
+                        help="run even if the estimated memory of the runs exceeds what the "
+                             "machine has available (MemAvailable of /proc/meminfo)")
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -350,11 +354,29 @@ def _record_options(args, model: str):
                          pairs_until=args.pairs_until)
 
 
+def _check_memory_of_size(args) -> None:
+    """With --size, refuse runs that cannot fit in memory before the problem is even built (a
+    5000x5000 mesh takes seconds and a gigabyte to build)."""
+    from studies import resources
+
+    if args.size is None or args.ignore_memory_check:
+        return
+    width, height = args.size
+    estimates = [resources.estimate_memory(
+        width=width, height=height, model=model, optimizer=optimizer, steps=args.steps,
+        filter_radius=args.filter_radius, record=_record_options(args, model),
+        options=dict(args.option), model_options=dict(args.model_option),
+        label=f"{args.problem} {width}x{height}/{model}/{optimizer}/seed{seed}")
+        for model, optimizer, seed in itertools.product(args.model, args.optimizer, args.seed)]
+    resources.check_memory(estimates, jobs=args.jobs)
+
+
 def _optimize_configs(args) -> list:
     from studies.runner import ConfigurationError, problem_fields, validate_config
     from studies.store import RunConfig
 
     try:
+        _check_memory_of_size(args)
         problem = problem_fields(args.problem, args.size, args.volfrac)
         configs = [RunConfig(model=model, optimizer=optimizer, steps=args.steps, seed=seed,
                              penal=args.penal, filter_radius=args.filter_radius,
@@ -386,7 +408,8 @@ def _run_tasks(tasks, args, path: Path) -> int:
 
     try:
         outcomes = run_many(tasks, jobs=args.jobs, progress=not args.no_progress,
-                            checkpoint_every=args.checkpoint_every, report=_report)
+                            checkpoint_every=args.checkpoint_every, report=_report,
+                            check_memory=not args.ignore_memory_check)
     except RunsInterrupted as stop:
         stored = sorted(o.run_id for o in stop.outcomes if o.run_id and o.partial)
         hint = (f"; resume with: nrto resume {path} --run {' '.join(stored)}" if stored else "")
@@ -549,28 +572,18 @@ def _command_analysis(args) -> int:
         check_output(analysis.figure_path(args.file, "run", "kind/key"), create_folder=True)
     try:
         analyzer = analysis.RunAnalyzer(args.file, args.run)
+        kind = analysis.analysis_for_command(args.command)
+        options = {name: getattr(args, name) for name in kind.command_options}
         with analysis.progress_bar(f"{analyzer.run_id} {args.command}",
                                    enabled=not args.no_progress) as progress:
-            if args.command == "spectrum":
-                record = analyzer.spectrum(at=args.at, operator=args.operator, runs=args.runs,
-                                           steps=args.steps, seed=args.seed, memory=args.memory,
-                                           progress=progress)
-            elif args.command == "surface":
-                record = analyzer.surface(at=args.at, directions=args.directions,
-                                          grid=args.grid, extent=args.extent, seed=args.seed,
-                                          progress=progress)
-            elif args.command == "interpolate":
-                record = analyzer.interpolation(start=args.start, end=args.end,
-                                                points=args.points, progress=progress)
-            else:
-                record = analyzer.trajectory()
+            record = analyzer.analyse(kind.kind, progress=progress, **options)
     except analysis.AnalysisError as error:
         raise UsageError(str(error)) from None
     try:
         figure = analysis.draw(record, args.out)
     except ValueError as error:  # e.g. an image format matplotlib does not know
         raise UsageError(f"cannot write {args.out}: {error}") from None
-    print(_analysis_summary(record))
+    print(analysis.summary(record))
     print(f"stored {args.file}:/runs/{record.run_id}/analysis/{record.name} "
           f"({describe_size(args.file)}); figure {figure}", file=sys.stderr)
     return EXIT_OK
@@ -584,37 +597,6 @@ def _check_figure_format(path: Path) -> None:
     if path.suffix.lstrip(".").lower() not in formats:
         raise UsageError(f"cannot write {path}: unknown figure format {path.suffix or '(none)'!r}"
                          f"; use one of {', '.join('.' + f for f in sorted(formats))}")
-
-
-def _analysis_summary(record) -> str:
-    """One line: what was computed and its headline numbers."""
-    import numpy as np
-
-    from studies import analysis
-
-    head = f"{record.run_id} {record.name}:"
-    if isinstance(record, analysis.SpectrumAnalysis):
-        low, high = record.extremes
-        s = record.settings
-        return (f"{head} {record.operator} at iterate {record.iterate}, {s['runs']} x "
-                f"{s['steps']} SLQ, n = {s['dimension']}: eigenvalues in [{low:.6g}, {high:.6g}], "
-                f"trace ~ {record.trace:.6g}")
-    if isinstance(record, analysis.SurfaceAnalysis):
-        losses = record.surface.losses
-        far = float(np.max(record.projection.distances))
-        return (f"{head} {record.directions} directions around iterate {record.iterate}, "
-                f"{losses.shape[0]}x{losses.shape[1]} grid: loss in "
-                f"[{_loss(np.nanmin(losses))}, {_loss(np.nanmax(losses))}], trajectory up to "
-                f"{far:.4g} off the plane")
-    if isinstance(record, analysis.InterpolationAnalysis):
-        losses = record.interpolation.losses
-        return (f"{head} iterate {record.start_iterate} -> {record.end_iterate}, {losses.size} "
-                f"points: loss {_loss(losses[0])} -> {_loss(losses[-1])}, highest "
-                f"{_loss(np.nanmax(losses))}")
-    metrics = record.metrics
-    return (f"{head} {record.iterate_indices.size} stored iterates: distance travelled "
-            f"{metrics.distance_from_start[-1]:.4g}, final gradient norm "
-            f"{metrics.gradient_norm[-1]:.4g}")
 
 
 _COMMANDS = {"problems": _command_problems, "optimize": _command_optimize,

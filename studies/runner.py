@@ -458,7 +458,8 @@ def _safe_snapshot(info: ProgressInfo | None) -> OptimizationResult | None:
 
 def run_many(tasks: Sequence[RunTask], *, jobs: int = 1, progress: bool = True,
              checkpoint_every: int = 50,
-             report: Callable[[RunOutcome], None] | None = None) -> list[RunOutcome]:
+             report: Callable[[RunOutcome], None] | None = None,
+             check_memory: bool = True) -> list[RunOutcome]:
     """Run tasks one after another (``jobs == 1``) or in ``jobs`` spawned worker processes.
 
     Args:
@@ -467,18 +468,25 @@ def run_many(tasks: Sequence[RunTask], *, jobs: int = 1, progress: bool = True,
         progress: draw progress bars (one line per worker).
         checkpoint_every: see :func:`execute`.
         report: called in this process with each outcome as it arrives.
+        check_memory: refuse, before any run starts, runs whose estimated memory
+            (:mod:`studies.resources`) exceeds what the machine has available.
 
     Returns:
         The outcomes in task order.
 
     Raises:
         RunsInterrupted: Ctrl-C or SIGTERM; running workers save their runs as partial first.
-        ConfigurationError: a run was rejected before its first iterate (remaining runs skipped).
+        ConfigurationError: a run was rejected before its first iterate (remaining runs skipped),
+            or (:class:`studies.resources.InsufficientMemoryError`) the runs cannot fit in memory.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1; got {jobs}")
     for task in tasks:
         check_writable(task.path)
+    if check_memory:
+        from studies import resources
+        resources.check_memory([resources.estimate_run_memory(task.config) for task in tasks],
+                               jobs=jobs)
     report = report or (lambda outcome: None)
     if jobs == 1 or len(tasks) <= 1:
         outcomes = []

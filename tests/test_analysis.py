@@ -63,20 +63,22 @@ def _assert_png(path) -> None:
 
 COMMANDS = {
     "pixel": [
-        (["spectrum", "--runs", 2, "--steps", 10], "spectrum/hessian_k{last}"),
-        (["spectrum", "--operator", "lbfgs", "--at", 5], "spectrum/lbfgs_k5"),
-        (["surface", "--grid", 5], "surface/filter_k{last}"),
-        (["surface", "--grid", 4, "--directions", "pca", "--at", 7], "surface/pca_k7"),
-        (["surface", "--grid", 3, "--directions", "hessian"], "surface/hessian_k{last}"),
-        (["interpolate", "--points", 7, "--from", 2], "interpolation/k2_k{last}"),
-        (["trajectory"], "trajectory/metrics"),
+        (["spectrum", "--runs", 2, "--steps", 10], "spectrum/hessian_k{last}_r2_m10_s0"),
+        (["spectrum", "--operator", "lbfgs", "--at", 5], "spectrum/lbfgs_k5_r3_m50_s0_mem10"),
+        (["surface", "--grid", 5], "surface/filter_k{last}_g5_eauto_s0"),
+        (["surface", "--grid", 4, "--directions", "pca", "--at", 7], "surface/pca_k7_g4_eauto"),
+        (["surface", "--grid", 3, "--directions", "hessian"],
+         "surface/hessian_k{last}_g3_eauto_s0"),
+        (["interpolate", "--points", 7, "--from", 2], "interpolation/k2_k{last}_p7"),
+        (["trajectory"], "trajectory/metrics_pca-mean-1"),
     ],
     "cnn": [
-        (["spectrum", "--runs", 2, "--steps", 6, "--at", "init"], "spectrum/hessian_k0"),
-        (["spectrum", "--operator", "lbfgs", "--at", "final"], "spectrum/lbfgs_k{last}"),
-        (["surface", "--grid", 3], "surface/filter_k{last}"),
-        (["interpolate", "--points", 5], "interpolation/k0_k{last}"),
-        (["trajectory"], "trajectory/metrics"),
+        (["spectrum", "--runs", 2, "--steps", 6, "--at", "init"], "spectrum/hessian_k0_r2_m6_s0"),
+        (["spectrum", "--operator", "lbfgs", "--at", "final"],
+         "spectrum/lbfgs_k{last}_r3_m50_s0_mem10"),
+        (["surface", "--grid", 3], "surface/filter_k{last}_g3_eauto_s0"),
+        (["interpolate", "--points", 5], "interpolation/k0_k{last}_p5"),
+        (["trajectory"], "trajectory/metrics_pca-mean-1"),
     ],
 }
 
@@ -129,7 +131,7 @@ def test_hessian_spectrum_against_the_dense_hessian(runs, analysed, tmp_path, ca
                         "--steps", n, "--out", out, "--no-progress")
     assert code == 0, err
     _assert_png(out)
-    name = f"spectrum/hessian_k{run.result.iterations}"
+    name = f"spectrum/hessian_k{run.result.iterations}_r2_m{n}_s0"
     stored = ResultsFile(path).read_analysis(ids["pixel"], name)
     assert stored.arrays["nodes"].shape[0] == 2 and stored.settings["dimension"] == n
     low, high = analysis.load_analysis(path, ids["pixel"], name).extremes
@@ -143,10 +145,11 @@ def test_hessian_spectrum_against_the_dense_hessian(runs, analysed, tmp_path, ca
     deviation = np.sqrt(2 * off_diagonal / runs_count)
     assert 4 * deviation < 0.5 * abs(np.trace(hessian))  # the check can tell a wrong trace
     assert abs(record.trace - np.trace(hessian)) <= 4 * deviation
-    # re-running replaced the analysis: one group, with the new shape
-    stored = ResultsFile(path).read_analysis(ids["pixel"], name)
-    assert stored.arrays["nodes"].shape == (runs_count, 3)
-    assert [a.name for a in ResultsFile(path).analyses(ids["pixel"])].count(name) == 1
+    # the cheaper rerun is stored beside the m = n spectrum, which is untouched
+    assert record.name == f"spectrum/hessian_k{run.result.iterations}_r{runs_count}_m3_s0"
+    assert ResultsFile(path).read_analysis(ids["pixel"], name).arrays["nodes"].shape == (2, n)
+    assert ResultsFile(path).read_analysis(ids["pixel"], record.name).arrays["nodes"].shape \
+        == (runs_count, 3)
 
 
 def _recursive_bfgs(s_pairs, y_pairs) -> np.ndarray:
@@ -169,7 +172,7 @@ def test_lbfgs_spectrum_equals_the_matrix_rebuilt_from_the_stored_pairs(runs, ca
     kept = np.flatnonzero(result.pair_iterations <= k)[-memory:]
     dense = _recursive_bfgs(result.s_pairs[kept], result.y_pairs[kept])
     eigenvalues = np.linalg.eigvalsh(dense)
-    record = analysis.load_analysis(path, ids["pixel"], f"spectrum/lbfgs_k{k}")
+    record = analysis.load_analysis(path, ids["pixel"], f"spectrum/lbfgs_k{k}_r3_m128_s0_mem{memory}")
     assert record.settings["pairs"] == memory and record.settings["memory"] == memory
     # B = theta I + rank 2m: Lanczos stops on an invariant subspace after <= 2m + 1 steps, and
     # every node is an eigenvalue of B
@@ -191,13 +194,15 @@ def test_interpolation_surface_and_trajectory_values(runs, analysed):
         losses = run.result.loss_per_iterate
         last = run.result.iterations
         line = analysis.load_analysis(path, ids[model], f"interpolation/k"
-                                      f"{2 if model == 'pixel' else 0}_k{last}")
+                                      f"{2 if model == 'pixel' else 0}_k{last}"
+                                      f"_p{7 if model == 'pixel' else 5}")
         start = line.start_iterate
         np.testing.assert_allclose(line.interpolation.losses[[0, -1]], losses[[start, last]],
                                    rtol=rtol)
         np.testing.assert_allclose(line.recorded_losses, losses[[start, last]])
         # the centre of the filter surface is the final point; the grid is recomputable
-        plane = analysis.load_analysis(path, ids[model], f"surface/filter_k{last}")
+        plane = analysis.load_analysis(path, ids[model], f"surface/filter_k{last}_g"
+                                       f"{5 if model == 'pixel' else 3}_eauto_s0")
         grid = plane.surface.losses
         assert np.isclose(grid[grid.shape[0] // 2, grid.shape[1] // 2], losses[last], rtol=rtol)
         objective = build_objective(run.config)
@@ -217,7 +222,7 @@ def test_interpolation_surface_and_trajectory_values(runs, analysed):
         np.testing.assert_allclose(plane.projection.distances, np.linalg.norm(residual, axis=1),
                                    rtol=1e-6, atol=1e-8)
         # trajectory metrics against numpy and the optimizer's own records
-        path_metrics = analysis.load_analysis(path, ids[model], "trajectory/metrics")
+        path_metrics = analysis.load_analysis(path, ids[model], "trajectory/metrics_pca-mean-1")
         indices = run.result.iterate_indices
         np.testing.assert_array_equal(path_metrics.iterate_indices, indices)
         np.testing.assert_allclose(path_metrics.metrics.distance_from_start,
@@ -227,7 +232,7 @@ def test_interpolation_surface_and_trajectory_values(runs, analysed):
                                    run.result.grad_norm_per_iterate[indices], rtol=1e-12)
     # PCA plane of the pixel run: explained variance from numpy's SVD of the centred iterates
     run = ResultsFile(path).read(ids["pixel"])
-    pca = analysis.load_analysis(path, ids["pixel"], "surface/pca_k7")
+    pca = analysis.load_analysis(path, ids["pixel"], "surface/pca_k7_g4_eauto")
     data = run.result.iterates[:-1] - run.result.iterates[-1]
     singular = np.linalg.svd(data - data.mean(axis=0), compute_uv=False)
     np.testing.assert_allclose(pca.direction_info["explained_variance_ratio"],
@@ -258,7 +263,7 @@ def test_what_was_not_stored_is_a_one_line_usage_error(runs, capsys):
                         "--points", 3, "--no-progress")
     assert code == 0, err
     losses = ResultsFile(path).read(ids["sparse"]).result.loss_per_iterate
-    line = analysis.load_analysis(path, ids["sparse"], "interpolation/k0_k3")
+    line = analysis.load_analysis(path, ids["sparse"], "interpolation/k0_k3_p3")
     np.testing.assert_allclose(line.interpolation.losses[[0, -1]], losses[[0, 3]], rtol=1e-10)
     assert _cli(capsys, "spectrum", path, "--run", ids["sparse"], "--operator", "lbfgs", "--at",
                 3, "--steps", 5, "--no-progress")[0] == 0
@@ -311,9 +316,10 @@ def test_quickstart_runs_end_to_end_on_a_tiny_setting(tmp_path, capsys):
     for row in rows:
         names = [a.name for a in store.analyses(row.run_id)]
         last = row.iterations
-        expected = {"spectrum/hessian_k0", f"spectrum/hessian_k{last}", "spectrum/hessian_k2",
-                    "spectrum/lbfgs_k2", f"interpolation/k0_k{last}", f"surface/filter_k{last}",
-                    "trajectory/metrics"}
+        expected = {"spectrum/hessian_k0_r2_m4_s0", f"spectrum/hessian_k{last}_r2_m4_s0",
+                    "spectrum/hessian_k2_r2_m4_s0", "spectrum/lbfgs_k2_r2_m4_s0_mem10",
+                    f"interpolation/k0_k{last}_p5", f"surface/filter_k{last}_g3_eauto_s0",
+                    "trajectory/metrics_pca-mean-1"}
         assert set(names) == expected, names
         assert f"{row.best_loss:.4g}" in printed
     figures = sorted(p.name for p in (out.parent / "quick").glob("*.png"))
