@@ -363,6 +363,11 @@ def write_analysis(path: str | os.PathLike, run_id: str | int, name: str,
                                  f"({run_updated}); compute the analysis again")
             target.attrs.update(source.attrs)
             for run_name, group in source["runs"].items():
+                problem = (_run_problem(group) if _RUN_ID.match(run_name)
+                           else "its name is not a run id")
+                if problem is not None:
+                    raise StoreFormatError(f"{path}: {run_name} is damaged: {problem}; nothing "
+                                           f"is written into a file with a damaged run")
                 source.copy(group, target.require_group("runs"), name=run_name)
         group = target["runs"][run_id].require_group("analysis").require_group(kind)
         if key in group:

@@ -331,6 +331,7 @@ def test_parallel_jobs_store_every_run_once(tmp_path, nrto):
                                       runs[0].result.loss_per_evaluation)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the divergence
 def test_a_run_that_ends_failed_exits_1(tmp_path, nrto):
     """gd with a step of 1e300 saturates every sigmoid: the gradient vanishes at a loss far above
     the start. That is a divergence, stored as failed, and the command exits 1."""
