@@ -21,10 +21,15 @@ The four analysis commands (``studies.analysis``) store their result in the same
 same settings is replaced; one with other settings is kept beside it), and draw a figure, by
 default ``<file folder>/<file stem>/<run id>-<kind>-<key>.png``.
 
-Exit status: 0 success; 1 a run raised (it is stored with status ``failed``); 2 a usage error
-(unknown name, bad size or value, unreadable or unwritable file), reported as ONE line on stderr
-without a traceback (``--debug`` shows it); 130 interrupted by Ctrl-C or SIGTERM (the running
-runs are stored as partial; ``nrto resume`` continues them).
+Exit status: 0 success; 1 a run failed (it raised, or ended with status ``failed``, e.g.
+diverged; it is stored so); 2 a usage error (unknown name, bad size or value, an output that is
+not a writable regular file, a damaged results file, a run that another process is computing),
+reported as ONE line on stderr without a traceback (``--debug`` shows it), checked before any
+work so that nothing is written; 130 interrupted by Ctrl-C or SIGTERM (the running runs are
+stored as partial; ``nrto resume`` continues them).
+
+Every output goes through :mod:`studies.outputs` (symbolic links followed, special and read-only
+files refused, modes kept); a command that writes a file reports it with its size on stderr.
 
 Progress bars and messages go to stderr; tables and JSON go to stdout.
 """

@@ -33,6 +33,11 @@ from studies.store import StoreError
 __all__ = ["LeaseHolder", "RunBusyError", "RunLease", "live_holder", "lease_folder"]
 
 
+# Seconds to wait for a lease: a holder keeps it for the whole run, while another process's probe
+# (live_holder, from `nrto inspect` or `nrto resume`) holds it for microseconds.
+_PROBE_WAIT = 0.5
+
+
 class RunBusyError(StoreError):
     """The run is being computed by another process (the message names its pid and host)."""
 
@@ -74,7 +79,7 @@ def live_holder(path: str | os.PathLike, run_id: str) -> LeaseHolder | None:
     if not (folder / f"{run_id}.lock").exists():
         return None
     holder = _read_holder(folder / f"{run_id}.json")
-    lock = filelock.FileLock(folder / f"{run_id}.lock", timeout=0)
+    lock = filelock.FileLock(folder / f"{run_id}.lock", timeout=_PROBE_WAIT)
     try:
         lock.acquire()
     except filelock.Timeout:
@@ -98,7 +103,7 @@ class RunLease:
         self.run_id = run_id
         self.folder = lease_folder(path)
         self.sidecar = self.folder / f"{run_id}.json"
-        self._lock = filelock.FileLock(self.folder / f"{run_id}.lock", timeout=0)
+        self._lock = filelock.FileLock(self.folder / f"{run_id}.lock", timeout=_PROBE_WAIT)
         self._held = False
 
     def acquire(self) -> LeaseHolder | None:

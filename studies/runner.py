@@ -1,11 +1,13 @@
 """Run configurations: build the model and objective, optimize, checkpoint into the store.
 
-One run = one :class:`~studies.store.RunConfig`. :func:`execute` runs it in this process with a
+One run = one :class:`~studies.config.RunConfig`. :func:`execute` runs it in this process with a
 tqdm progress bar on stderr (step, loss, best loss) and writes it with :func:`studies.store.
 write_run`: first after the first accepted iterate (this assigns the run id), then every
 ``checkpoint_every`` iterates as ``partial``, finally as complete. :func:`run_many` runs several
 one after another or in ``jobs`` worker processes (spawned, so TensorFlow is never forked); each
-worker writes its own runs, and the store's file lock keeps writers from colliding.
+worker writes its own runs, and the store's file lock keeps writers from colliding. While a run
+is computed its process holds the run's lease (:mod:`studies.liveness`), so that a second process
+(``nrto resume``) refuses it rather than computing it twice.
 
 Interruptions: a ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM turned into one by
 :func:`interrupt_on_sigterm`) during a run saves the run so far as ``partial`` and raises

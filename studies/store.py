@@ -21,7 +21,8 @@ Conventions:
       the rounding error is at most ``scale / 2`` (``1 / 510`` for densities in [0, 1]).
     * Writes are atomic: the new file is built in a temporary file next to the target, fsync'ed,
       then renamed over it (``os.replace``); a crash or a kill leaves either the old or the new
-      file, never a torn one. Writers take an exclusive ``flock`` on the sidecar ``.<name>.lock``.
+      file, never a torn one. Writers take an exclusive lock (``filelock``) on the sidecar
+      ``.<name>.lock``.
     * A run's ``partial`` flag marks a checkpoint of a run that has not finished (still running,
       interrupted, or killed); writing the same run id again replaces it.
 """
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import fcntl
 import functools
 import importlib.metadata
 import json
@@ -38,11 +38,11 @@ import os
 import platform
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import filelock
 import numpy as np
 
 from solvers.flat import ParameterSpec
@@ -149,29 +149,22 @@ def _lock_path(path: Path) -> Path:
 
 @contextlib.contextmanager
 def _write_lock(path: Path, timeout: float) -> Iterator[None]:
-    """Exclusive ``flock`` on the sidecar lock file, polled until ``timeout`` seconds."""
+    """Exclusive lock (``filelock``: an ``flock``) on the sidecar lock file, for ``timeout`` s."""
     lock = _lock_path(path)
     if lock.is_symlink() or (lock.exists() and not lock.is_file()):
         raise StoreError(f"the lock file {lock} is not a regular file; remove it")
+    held = filelock.FileLock(lock, timeout=timeout, poll_interval=0.02)
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        held.acquire()
+    except filelock.Timeout:
+        raise StoreLockedError(f"{path} is being written by another process (lock {lock} held "
+                               f"for more than {timeout:g} s)") from None
     except OSError as error:
-        raise StoreError(f"cannot create the lock file {lock}: {error.strerror}") from None
+        raise StoreError(f"cannot use the lock file {lock}: {error.strerror or error}") from None
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise StoreLockedError(
-                        f"{path} is being written by another process (lock {lock} "
-                        f"held for more than {timeout:g} s)") from None
-                time.sleep(0.02)
         yield
     finally:
-        os.close(fd)  # closing the descriptor releases the lock
+        held.release()
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -363,6 +356,11 @@ def write_analysis(path: str | os.PathLike, run_id: str | int, name: str,
                                  f"({run_updated}); compute the analysis again")
             target.attrs.update(source.attrs)
             for run_name, group in source["runs"].items():
+                problem = (_run_problem(group) if _RUN_ID.match(run_name)
+                           else "its name is not a run id")
+                if problem is not None:
+                    raise StoreFormatError(f"{path}: {run_name} is damaged: {problem}; nothing "
+                                           f"is written into a file with a damaged run")
                 source.copy(group, target.require_group("runs"), name=run_name)
         group = target["runs"][run_id].require_group("analysis").require_group(kind)
         if key in group:

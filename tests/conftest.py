@@ -2,7 +2,8 @@
 
 ``make_result``, ``make_config`` and ``assert_same_result`` are fixtures that return the factory
 functions below; a subprocess that needs them (the concurrent-writer tests) imports this file by
-path as ``conftest``.
+path as ``conftest``. ``nrto`` runs the command line in this process and returns
+``(exit status, stdout, stderr)``.
 """
 from __future__ import annotations
 
@@ -94,3 +95,15 @@ def make_config():
 def assert_same_result():
     """``assert_same_result(read, written)``: what the store read back equals what it wrote."""
     return check_same_result
+
+
+@pytest.fixture
+def nrto(capsys):
+    """``nrto(*argv)`` -> ``(exit status, stdout, stderr)`` of ``studies.cli.main`` run here."""
+    from studies.cli import main
+
+    def run(*argv) -> tuple[int, str, str]:
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run

@@ -50,12 +50,6 @@ def stored(tmp_path, make_result, make_config) -> Path:
     return path
 
 
-def _run(argv, capsys) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _error_cases(tmp_path: Path, stored: Path) -> dict[str, list]:
     text = tmp_path / "notes.h5"
     text.write_text("not hdf5")
@@ -106,9 +100,9 @@ _MESSAGES = {"volfrac -inf": "volume fraction in (0, 1]", "negative size": "WIDT
              "extent that overflows": "up to 1e+06"}
 
 
-def test_usage_errors_exit_2_with_one_line(tmp_path, stored, capsys):
+def test_usage_errors_exit_2_with_one_line(tmp_path, stored, nrto):
     for name, argv in _error_cases(tmp_path, stored).items():
-        code, out, err = _run(argv, capsys)
+        code, out, err = nrto(*argv)
         lines = err.strip().splitlines()
         assert code == 2, (name, err)
         assert len(lines) == 1 and lines[0].startswith("nrto") and " error: " in lines[0], \
@@ -127,8 +121,8 @@ def test_console_entry_point_exits_2_in_a_fresh_process(tmp_path):
                                     f"{tmp_path / 'missing.h5'}"
 
 
-def test_problems_lists_every_task_with_its_size_and_volume_fraction(capsys):
-    code, out, _ = _run(["problems"], capsys)
+def test_problems_lists_every_task_with_its_size_and_volume_fraction(nrto):
+    code, out, _ = nrto("problems")
     assert code == 0
     rows = [line.split() for line in out.strip().splitlines()[1:]]
     assert len(rows) == 116
@@ -137,15 +131,15 @@ def test_problems_lists_every_task_with_its_size_and_volume_fraction(capsys):
         match = pattern.match(name)
         assert match[1] == family and f"{match[2]}x{match[3]}" == size
         assert float(match[4]) == float(volfrac)
-    code, out, _ = _run(["problems", "staircase", "--json"], capsys)
+    code, out, _ = nrto("problems", "staircase", "--json")
     tasks = json.loads(out)
     assert code == 0 and len(tasks) == 4 and {t["family"] for t in tasks} == {"staircase"}
     assert tasks[0]["params"] == {"num_stories": 3}
     assert [t["name"] for t in tasks] == [r[0] for r in rows if r[1] == "staircase"]
 
 
-def test_inspect_json_and_table_report_the_stored_runs(stored, capsys, make_result):
-    code, out, _ = _run(["inspect", stored, "--json"], capsys)
+def test_inspect_json_and_table_report_the_stored_runs(stored, nrto, make_result):
+    code, out, _ = nrto("inspect", stored, "--json")
     assert code == 0
     rows = json.loads(out)
     written = [make_result(0), make_result(1, iterations=3, evaluations=4, status="interrupted")]
@@ -158,26 +152,26 @@ def test_inspect_json_and_table_report_the_stored_runs(stored, capsys, make_resu
     assert [r["partial"] for r in rows] == [False, True]
     assert rows[1]["optimizer"] == "gd" and rows[1]["config"]["options"] == {"learning_rate": 0.1}
 
-    code, out, _ = _run(["inspect", stored], capsys)
+    code, out, _ = nrto("inspect", stored)
     lines = out.strip().splitlines()
     assert code == 0 and len(lines) == 3
     assert lines[1].split()[:4] == ["run-0000", "mbb_beam_16x8_0.5", "pixel", "lbfgs"]
     assert lines[2].split()[-1] == "partial" and lines[1].split()[-1] == "max_steps"
 
-    code, out, _ = _run(["inspect", stored, "--run", "0", "--json"], capsys)
+    code, out, _ = nrto("inspect", stored, "--run", "0", "--json")
     detail = json.loads(out)
     assert detail["arrays"]["iterates"] == list(written[0].iterates.shape)
     assert detail["arrays"]["designs"] == list(written[0].designs.shape)
     assert detail["provenance"]["versions"]["numpy"] == np.__version__
-    code, out, _ = _run(["inspect", stored, "--run", "run-0001"], capsys)
+    code, out, _ = nrto("inspect", stored, "--run", "run-0001")
     assert code == 0 and "partial: True" in out
 
 
-def test_plot_writes_an_image_of_the_designs_and_losses(stored, tmp_path, capsys):
+def test_plot_writes_an_image_of_the_designs_and_losses(stored, tmp_path, nrto):
     from matplotlib.image import imread
 
     for argv, name in (([], "all.png"), (["--run", "run-0000"], "one.png")):
-        code, _, err = _run(["plot", stored, *argv, "--out", tmp_path / name], capsys)
+        code, _, err = nrto("plot", stored, *argv, "--out", tmp_path / name)
         assert code == 0, err
         image = imread(tmp_path / name)
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -186,12 +180,12 @@ def test_plot_writes_an_image_of_the_designs_and_losses(stored, tmp_path, capsys
 
 
 @needs_optimize
-def test_optimize_a_tiny_pixel_problem_then_inspect_and_plot(tmp_path, capsys):
+def test_optimize_a_tiny_pixel_problem_then_inspect_and_plot(tmp_path, nrto):
     from studies.runner import build_objective
 
     path = tmp_path / "tiny.h5"
-    code, _, err = _run(["optimize", *TINY, "--optimizer", "lbfgs", "mma", "--steps", 10,
-                         "--no-progress", "--out", path], capsys)
+    code, _, err = nrto("optimize", *TINY, "--optimizer", "lbfgs", "mma", "--steps", 10,
+                         "--no-progress", "--out", path)
     assert code == 0, err
     store = ResultsFile(path)
     runs = [store.read(run_id) for run_id in store.run_ids()]
@@ -207,10 +201,10 @@ def test_optimize_a_tiny_pixel_problem_then_inspect_and_plot(tmp_path, capsys):
                                    + 1e-9)
         assert result.loss_per_iterate[-1] < result.loss_per_iterate[0]
         assert sum(s.size for s in run.parameter_specs) == 16 * 8
-    code, out, _ = _run(["inspect", path, "--json"], capsys)
+    code, out, _ = nrto("inspect", path, "--json")
     assert code == 0 and [row["status"] for row in json.loads(out)] == [
         run.result.status for run in runs]
-    code, _, _ = _run(["plot", path, "--out", tmp_path / "tiny.png"], capsys)
+    code, _, _ = nrto("plot", path, "--out", tmp_path / "tiny.png")
     assert code == 0 and (tmp_path / "tiny.png").stat().st_size > 1000
 
 
@@ -223,7 +217,7 @@ time.sleep(600)
 """
 
 
-def test_a_lease_from_another_host_is_refused(tmp_path, capsys, make_config, make_result):
+def test_a_lease_from_another_host_is_refused(tmp_path, nrto, make_config, make_result):
     import json as json_module
 
     from studies.liveness import lease_folder
@@ -235,13 +229,13 @@ def test_a_lease_from_another_host_is_refused(tmp_path, capsys, make_config, mak
     (folder / "run-0000.lock").touch()
     (folder / "run-0000.json").write_text(json_module.dumps(
         {"pid": 4242, "host": "elsewhere", "started": "2026-01-01T00:00:00+00:00"}))
-    code, _, err = _run(["resume", path, "--no-progress"], capsys)
+    code, _, err = nrto("resume", path, "--no-progress")
     assert code == 2 and "pid 4242 on host elsewhere" in err, err
     assert ResultsFile(path).read(0).result.iterations == 5  # untouched
 
 
 @needs_optimize
-def test_resume_continues_an_interrupted_run(tmp_path, capsys, make_config):
+def test_resume_continues_an_interrupted_run(tmp_path, nrto, make_config):
     from solvers import optimize
     from studies.runner import build_objective
 
@@ -267,7 +261,7 @@ def test_resume_continues_an_interrupted_run(tmp_path, capsys, make_config):
     assert holder.stdout.readline().strip() == "held"
     holder.kill()
     holder.wait(timeout=30)
-    code, _, err = _run(["resume", path, "--no-progress"], capsys)
+    code, _, err = nrto("resume", path, "--no-progress")
     assert code == 0, err
     assert f"{run_id} was left by pid {holder.pid}" in err and "taking it over" in err
     run = ResultsFile(path).read(run_id)
@@ -281,7 +275,7 @@ def test_resume_continues_an_interrupted_run(tmp_path, capsys, make_config):
 
 
 @needs_optimize
-def test_a_live_run_is_refused_by_resume_and_sigterm_stores_it_as_partial(tmp_path, capsys):
+def test_a_live_run_is_refused_by_resume_and_sigterm_stores_it_as_partial(tmp_path, nrto):
     """One real second process: while it computes, its run is marked live (inspect: running)
     and `nrto resume` refuses it naming the pid and host; SIGTERM then stores it as partial and
     releases the lease (no sidecar left)."""
@@ -302,12 +296,12 @@ def test_a_live_run_is_refused_by_resume_and_sigterm_stores_it_as_partial(tmp_pa
     time.sleep(0.5)
     holder = live_holder(path, "run-0000")
     assert holder is not None and holder.pid == process.pid, holder
-    code, _, err = _run(["resume", path, "--no-progress"], capsys)
+    code, _, err = nrto("resume", path, "--no-progress")
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert f"pid {process.pid} on host {socket.gethostname()}" in err and "live" in err, err
-    code, out, _ = _run(["inspect", path], capsys)
+    code, out, _ = nrto("inspect", path)
     assert code == 0 and out.splitlines()[1].split()[-1] == "running"
-    code, out, _ = _run(["inspect", path, "--json"], capsys)
+    code, out, _ = nrto("inspect", path, "--json")
     assert json.loads(out)[0]["live"]["pid"] == process.pid
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
@@ -322,10 +316,10 @@ def test_a_live_run_is_refused_by_resume_and_sigterm_stores_it_as_partial(tmp_pa
 
 
 @needs_optimize
-def test_parallel_jobs_store_every_run_once(tmp_path, capsys):
+def test_parallel_jobs_store_every_run_once(tmp_path, nrto):
     path = tmp_path / "jobs.h5"
-    code, _, err = _run(["optimize", *TINY, "--optimizer", "lbfgs", "--seed", 0, 1, 2,
-                         "--steps", 8, "--jobs", 2, "--no-progress", "--out", path], capsys)
+    code, _, err = nrto("optimize", *TINY, "--optimizer", "lbfgs", "--seed", 0, 1, 2,
+                         "--steps", 8, "--jobs", 2, "--no-progress", "--out", path)
     assert code == 0, err
     store = ResultsFile(path)
     runs = [store.read(run_id) for run_id in store.run_ids()]
@@ -337,13 +331,13 @@ def test_parallel_jobs_store_every_run_once(tmp_path, capsys):
                                       runs[0].result.loss_per_evaluation)
 
 
-def test_a_run_that_ends_failed_exits_1(tmp_path, capsys):
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the divergence
+def test_a_run_that_ends_failed_exits_1(tmp_path, nrto):
     """gd with a step of 1e300 saturates every sigmoid: the gradient vanishes at a loss far above
     the start. That is a divergence, stored as failed, and the command exits 1."""
     path = tmp_path / "diverged.h5"
-    code, _, err = _run(["optimize", *TINY, "--optimizer", "gd", "--option",
-                         "learning_rate=1e300", "--steps", 5, "--no-progress", "--out", path],
-                        capsys)
+    code, _, err = nrto("optimize", *TINY, "--optimizer", "gd", "--option",
+                         "learning_rate=1e300", "--steps", 5, "--no-progress", "--out", path)
     assert code == 1, err
     result = ResultsFile(path).read(0).result
     assert result.status == "failed" and not result.converged
@@ -367,7 +361,7 @@ def test_help_names_defaults_and_what_each_flag_is(capsys):
 
 
 def test_damaged_runs_are_named_in_one_line_and_the_others_stay_usable(
-        tmp_path, capsys, make_config, make_result):
+        tmp_path, nrto, make_config, make_result):
     import h5py
 
     path = tmp_path / "damaged.h5"
@@ -377,16 +371,16 @@ def test_damaged_runs_are_named_in_one_line_and_the_others_stay_usable(
         del handle["runs/run-0001/loss_per_iterate"]
     before = path.read_bytes()
     line = "run-0001 is damaged: dataset 'loss_per_iterate' is missing"
-    code, out, err = _run(["inspect", path], capsys)
+    code, out, err = nrto("inspect", path)
     assert code == 2 and out.splitlines()[1].startswith("run-0000"), (out, err)
     assert len(out.strip().splitlines()) == 2 and err.strip().endswith(line)
-    assert _run(["inspect", path, "--run", 0], capsys)[0] == 0
-    assert _run(["plot", path, "--run", 0, "--out", tmp_path / "ok.png"], capsys)[0] == 0
+    assert nrto("inspect", path, "--run", 0)[0] == 0
+    assert nrto("plot", path, "--run", 0, "--out", tmp_path / "ok.png")[0] == 0
     for argv in (["inspect", path, "--run", 1], ["plot", path, "--out", tmp_path / "f.png"],
                  ["resume", path, "--no-progress"], ["resume", path, "--run", 0],
                  ["trajectory", path, "--run", 1, "--no-progress"],
                  ["optimize", *TINY, "--optimizer", "lbfgs", "--steps", 3, "--out", path]):
-        code, out, err = _run(argv, capsys)
+        code, out, err = nrto(*argv)
         assert code == 2 and line in err and len(err.strip().splitlines()) == 1, (argv, err)
         assert "Traceback" not in err
     assert path.read_bytes() == before  # nothing added, the damaged run not copied along

@@ -13,15 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from studies.cli import main
 from studies.outputs import OutputError, atomic_output, check_output
 from studies.store import ResultsFile, write_run
-
-
-def _cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _umask() -> int:
@@ -92,7 +85,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert path.read_text() == "new\n" and stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
-def test_figures_follow_the_same_rules(tmp_path, capsys, make_config, make_result):
+def test_figures_follow_the_same_rules(tmp_path, nrto, make_config, make_result):
     results = tmp_path / "runs.h5"
     write_run(results, make_config(0), make_result(0))
     figure = tmp_path / "fig.png"
@@ -100,17 +93,17 @@ def test_figures_follow_the_same_rules(tmp_path, capsys, make_config, make_resul
     figure.chmod(0o600)
     link = tmp_path / "link.png"
     link.symlink_to(figure)
-    code, _, err = _cli(capsys, "plot", results, "--out", link)
+    code, _, err = nrto("plot", results, "--out", link)
     assert code == 0, err
     assert link.is_symlink() and figure.read_bytes()[:4] == b"\x89PNG"
     assert stat.S_IMODE(figure.stat().st_mode) == 0o600
     assert "wrote" in err and ("kB" in err or "MB" in err)
-    code, _, err = _cli(capsys, "plot", results, "--out", "/dev/null")
+    code, _, err = nrto("plot", results, "--out", "/dev/null")
     assert code == 2 and "not a regular file" in err and len(err.strip().splitlines()) == 1
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
-def test_a_refused_analysis_stores_nothing_and_leaves_nothing(tmp_path, capsys, make_config,
+def test_a_refused_analysis_stores_nothing_and_leaves_nothing(tmp_path, nrto, make_config,
                                                               make_result):
     results = tmp_path / "an.h5"
     write_run(results, make_config(0), make_result(0))
@@ -120,7 +113,7 @@ def test_a_refused_analysis_stores_nothing_and_leaves_nothing(tmp_path, capsys, 
     cases = {"a folder": folder, "a device": "/dev/null", "unknown format": tmp_path / "f.xyz",
              "missing folder": tmp_path / "no" / "f.png"}
     for name, out in cases.items():
-        code, out_text, err = _cli(capsys, "spectrum", results, "--run", 0, "--runs", 1,
+        code, out_text, err = nrto("spectrum", results, "--run", 0, "--runs", 1,
                                    "--steps", 3, "--out", out, "--no-progress")
         assert code == 2 and len(err.strip().splitlines()) == 1, (name, err)
         assert out_text == "" and "Traceback" not in err, name
@@ -129,9 +122,9 @@ def test_a_refused_analysis_stores_nothing_and_leaves_nothing(tmp_path, capsys, 
     assert list(folder.iterdir()) == []
 
 
-def test_an_unwritable_results_path_fails_before_any_work(capsys):
+def test_an_unwritable_results_path_fails_before_any_work(nrto):
     start = time.monotonic()
-    code, _, err = _cli(capsys, "optimize", "--problem", "mbb_beam", "--size", "16x8",
+    code, _, err = nrto("optimize", "--problem", "mbb_beam", "--size", "16x8",
                         "--volfrac", "0.5", "--model", "pixel", "--optimizer", "lbfgs",
                         "--steps", 100000, "--no-progress", "--out", "/proc/x.h5")
     assert code == 2 and "/proc" in err and len(err.strip().splitlines()) == 1, err

@@ -307,6 +307,8 @@ def test_a_damaged_run_is_named_and_the_others_stay_readable(tmp_path, how, word
         write_run(path, make_config(5), make_result(5))
     with pytest.raises(StoreFormatError, match="run-0001 is damaged"):
         check_writable(path)
+    with pytest.raises(StoreFormatError, match="run-0001 is damaged"):
+        write_analysis(path, 0, "trajectory/metrics", {"a": np.zeros(2)}, {"a": ["k"]}, {})
     assert path.read_bytes() == before
 
 
