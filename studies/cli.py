@@ -261,15 +261,18 @@ def build_parser() -> argparse.ArgumentParser:
                           help="L-BFGS memory (default: the run's own)")
 
     surface = _analysis_parser(commands, "surface", "loss on a plane through an iterate, with "
-                               "the trajectory projected onto it")
+                               "the trajectory where the plane holds it (pca; other planes only "
+                               "if it lies within 5 percent of its reach from them)")
     surface.add_argument("--directions", choices=("filter", "pca", "hessian"), default="filter",
                          help="filter-normalized random (default), trajectory PCA, or top-2 "
                               "Hessian eigenvectors")
     surface.add_argument("--grid", type=_positive_int, default=21, metavar="G",
                          help="points per axis (default 21)")
     surface.add_argument("--extent", type=_extent, default=None, metavar="E",
-                         help="coordinates run from -E to E (default: 1 for filter directions, "
-                              "the trajectory's reach for pca and hessian)")
+                         help="coordinates run from -E to E (default: 1 for filter directions; "
+                              "the trajectory's reach along each axis for pca; the larger reach "
+                              "on both axes for hessian, so that both unit eigenvectors are "
+                              "drawn to the same scale)")
     surface.add_argument("--at", type=_where, default="final", metavar="init|final|K",
                          help="the centre (default: final)")
     surface.add_argument("--seed", type=_seed, default=0, metavar="S",

@@ -172,7 +172,8 @@ def test_lbfgs_spectrum_equals_the_matrix_rebuilt_from_the_stored_pairs(runs, ca
     kept = np.flatnonzero(result.pair_iterations <= k)[-memory:]
     dense = _recursive_bfgs(result.s_pairs[kept], result.y_pairs[kept])
     eigenvalues = np.linalg.eigvalsh(dense)
-    record = analysis.load_analysis(path, ids["pixel"], f"spectrum/lbfgs_k{k}_r3_m128_s0_mem{memory}")
+    record = analysis.load_analysis(path, ids["pixel"],
+                                    f"spectrum/lbfgs_k{k}_r3_m128_s0_mem{memory}")
     assert record.settings["pairs"] == memory and record.settings["memory"] == memory
     # B = theta I + rank 2m: Lanczos stops on an invariant subspace after <= 2m + 1 steps, and
     # every node is an eigenvalue of B
