@@ -5,7 +5,7 @@ Methods (details in the modules of :mod:`solvers.optim`):
 =========  ==========================================================  ======================
 method     what it is                                                  ``steps`` counts
 =========  ==========================================================  ======================
-``lbfgs``  scipy's L-BFGS-B, factr 1, pgtol 1e-14, m = 10, no bounds     evaluations (maxfun)
+``lbfgs``  L-BFGS-B without bounds (ours or scipy's), factr 1, m = 10     evaluations (maxfun)
 ``gd_ls``  steepest descent + L-BFGS-B line search (restarted L-BFGS)   evaluations (maxfun)
 ``gd``     fixed-step gradient descent (Keras SGD)                      iterations
 ``adam``   Keras Adam                                                   iterations
@@ -31,9 +31,16 @@ Common behaviour:
     * ``resume=previous`` continues ``previous`` (same method) from ``previous.x`` with the rest
       of the budget (``steps - previous.evaluations`` for evaluation budgets,
       ``steps - previous.iterations`` otherwise) and returns ONE result whose histories are the
-      concatenation. The method's internal state is NOT carried over: L-BFGS/HD memories, Adam
-      moments (and its step count t) start afresh, and the resumed start is evaluated once more
-      (that evaluation appears in ``loss_per_evaluation``, not as a new iterate).
+      concatenation. When ``previous.state`` holds the method's state
+      (:class:`~solvers.optim.state.OptimizerState`: ``lbfgs`` with our implementation, ``gd_ls``,
+      ``hd``, ``gd``, ``adam``, ``oc``), the run continues from it without evaluating its start
+      and the result is bit for bit that of an uninterrupted run of ``steps`` (a state of another
+      method, objective or options, or a corrupt one, is a ``ValueError`` naming what differs).
+      Without a state (``implementation="scipy"``, older files, a run stopped inside a line
+      search) L-BFGS/HD memories and Adam moments start afresh, the resumed start is evaluated once
+      more (in ``loss_per_evaluation``, not as a new iterate) and the message says so. ``mma``
+      never continues: nlopt's state cannot be saved, so a resumed MMA run starts again from its
+      recorded start with the full budget and its message says so.
     * ``gd`` and ``hd`` without ``learning_rate`` take the thesis's tuned step (Tables B.1-B.3,
       :mod:`solvers.optim.step_sizes`) when the objective says which test case it is
       (``problem.name``, ``model_kind``, ``penal``); otherwise they raise ``ValueError``.
@@ -52,6 +59,7 @@ from .optim.options import (OPTIONS_BY_METHOD, AdamOptions, GDLSOptions, GDOptio
                             LbfgsOptions, MMAOptions, OCOptions, make_options)
 from .optim.quasi_newton import two_loop_product
 from .optim.recording import Recorder, RunStopped, curvature_pair_accepted
+from .optim.state import OptimizerState, check_compatible
 from .optim.step_sizes import THESIS_STEP_SIZES, learning_rate_for, tuned_learning_rate
 from .result import OptimizationResult, ProgressInfo, RecordOptions
 
@@ -69,20 +77,54 @@ _TABLE_OF = {"gd": "Table B.1", "hd": "Tables B.2 (memory 1) and B.3 (memory 10)
 
 
 def _run(method: str, objective: Any, x0: np.ndarray, budget: int, options: Any,
-         rec: Recorder) -> tuple[str, str, bool]:
+         rec: Recorder, state: OptimizerState | None) -> tuple[str, str, bool]:
     if method == "lbfgs":
-        return quasi_newton.run_lbfgs(x0, budget, options, rec)
+        return quasi_newton.run_lbfgs(x0, budget, options, rec, state)
     if method == "gd_ls":
-        return quasi_newton.run_gd_ls(x0, budget, options, rec)
+        return quasi_newton.run_gd_ls(x0, budget, options, rec, state)
     if method == "hd":
-        return quasi_newton.run_hd(x0, budget, options, rec)
+        return quasi_newton.run_hd(x0, budget, options, rec, state)
     if method == "gd":
-        return first_order.run_gd(x0, budget, options, rec)
+        return first_order.run_gd(x0, budget, options, rec, state)
     if method == "adam":
-        return first_order.run_adam(x0, budget, options, rec)
+        return first_order.run_adam(x0, budget, options, rec, state)
     if method == "mma":
         return constrained.run_mma(objective, x0, budget, options, rec)
-    return constrained.run_oc(objective, x0, budget, options, rec)
+    return constrained.run_oc(objective, x0, budget, options, rec, state)
+
+
+def _resume_state(objective: Any, method: str, options: Any, resume: OptimizationResult
+                  ) -> OptimizerState | None:
+    """The validated state to continue ``resume`` from, or None (the memory restarts)."""
+    state = resume.state
+    if state is None or method == "mma":
+        return None
+    check_compatible(state, method, objective, dataclasses.asdict(options))
+    for name in ("evaluations", "iterations"):
+        if state.scalars.get(name) != getattr(resume, name):
+            raise ValueError(f"corrupt optimizer state of {method!r}: it was taken after "
+                             f"{state.scalars.get(name)!r} {name}, the run it comes with has "
+                             f"{getattr(resume, name)}")
+    x = state.arrays.get("x")
+    if not isinstance(x, np.ndarray) or x.shape != resume.x.shape \
+            or x.tobytes() != np.asarray(resume.x, dtype=np.float64).tobytes():
+        raise ValueError(f"corrupt optimizer state of {method!r}: its point x is not the run's "
+                         "last iterate")
+    return state
+
+
+def _mma_restart_point(objective: Any, resume: OptimizationResult) -> np.ndarray:
+    """Where a resumed MMA run starts again: its recorded start, else iterate 0, else the
+    objective's initial point."""
+    if resume.state is not None:
+        if resume.state.method != "mma":
+            raise ValueError(f"the checkpoint holds the state of method "
+                             f"{resume.state.method!r}; this run uses 'mma'")
+        return constrained.mma_start(resume.state, objective.size)
+    if resume.iterates is not None and len(resume.iterate_indices) \
+            and resume.iterate_indices[0] == 0:
+        return np.array(resume.iterates[0], dtype=np.float64, copy=True)
+    return np.array(objective.initial(), dtype=np.float64, copy=True)
 
 
 def _resolve_learning_rate(method: str, options: Any, objective: Any) -> Any:
@@ -179,6 +221,17 @@ def optimize(objective: FlatObjective, method: str, *, steps: int, seed: int | N
     if method in ("mma", "oc"):
         constrained.density_contract(objective, method)
     start = _check_start(objective, x0, resume, method)
+    state, note = None, ""
+    if resume is not None and method == "mma":
+        start = _check_start(objective, _mma_restart_point(objective, resume), None, method)
+        note = (f"; restarted from its original start with the full budget (nlopt's MMA state "
+                f"cannot be saved; the interrupted run had {resume.iterations} iterations)")
+        resume = None
+    elif resume is not None:
+        state = _resume_state(objective, method, options, resume)
+        if state is None:
+            note = (f"; resumed at iterate {resume.iterations} without an optimizer state: the "
+                    "method's memory restarted and the start was evaluated again")
     used = 0
     if resume is not None:
         used = resume.evaluations if method in EVALUATION_BUDGET_METHODS else resume.iterations
@@ -191,10 +244,10 @@ def optimize(objective: FlatObjective, method: str, *, steps: int, seed: int | N
                    start, track_pairs=method in _PAIR_METHODS, previous=resume)
     rec.start_clock()
     try:
-        status, message, converged = _run(method, objective, start, budget, options, rec)
+        status, message, converged = _run(method, objective, start, budget, options, rec, state)
     except RunStopped as stop:
         status, message, converged = stop.status, stop.message, False
     except KeyboardInterrupt:
         status, message, converged = ("interrupted", "KeyboardInterrupt at iterate "
                                       f"{rec.iteration}", False)
-    return rec.result(status, message, converged=converged)
+    return rec.result(status, message + note, converged=converged)

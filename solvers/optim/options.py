@@ -55,21 +55,27 @@ def _as_float(options: Any, *names: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class LbfgsOptions:
-    """``lbfgs``: scipy's L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995), no bounds.
+    """``lbfgs``: L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995) without bounds.
 
     Attributes:
         memory: number of correction pairs m kept by L-BFGS-B (``maxcor``).
         factr: stop when the relative decrease of f is <= ``factr * eps`` (``ftol = factr*eps``).
         pgtol: stop when ``max |g_i| <= pgtol``.
         maxls: maximum line-search trials per iteration.
+        implementation: ``"own"`` (our engine, :mod:`solvers.optim.lbfgs`, checkpointable) or
+            ``"scipy"`` (:func:`scipy.optimize.minimize`, the reference).
     """
 
     memory: int = 10
     factr: float = 1.0
     pgtol: float = 1e-14
     maxls: int = 20
+    implementation: str = "own"
 
     def __post_init__(self):
+        if self.implementation not in ("own", "scipy"):
+            raise ValueError(f"LbfgsOptions.implementation must be 'own' or 'scipy'; got "
+                             f"{self.implementation!r}")
         _check_int("LbfgsOptions", "memory", self.memory, low=1)
         _check_real("LbfgsOptions", "factr", self.factr, low=0.0)
         _check_real("LbfgsOptions", "pgtol", self.pgtol, low=0.0)
