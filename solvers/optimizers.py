@@ -54,50 +54,34 @@ from typing import Any, Callable
 import numpy as np
 
 from .flat import FlatObjective
-from .optim import constrained, first_order, quasi_newton
-from .optim.options import (OPTIONS_BY_METHOD, AdamOptions, GDLSOptions, GDOptions, HDOptions,
-                            LbfgsOptions, MMAOptions, OCOptions, make_options)
+from .optim import constrained
+from .optim.options import (AdamOptions, GDLSOptions, GDOptions, HDOptions, LbfgsOptions,
+                            MMAOptions, OCOptions, make_options)
 from .optim.quasi_newton import two_loop_product
 from .optim.recording import Recorder, RunStopped, curvature_pair_accepted
+from .optim.registry import REGISTRY, MethodSpec, method_spec
 from .optim.state import OptimizerState, check_compatible
 from .optim.step_sizes import THESIS_STEP_SIZES, learning_rate_for, tuned_learning_rate
 from .result import OptimizationResult, ProgressInfo, RecordOptions
 
 __all__ = [
-    "optimize", "METHODS", "EVALUATION_BUDGET_METHODS",
+    "optimize", "METHODS", "EVALUATION_BUDGET_METHODS", "REGISTRY", "MethodSpec", "method_spec",
     "LbfgsOptions", "GDOptions", "AdamOptions", "HDOptions", "GDLSOptions", "MMAOptions",
     "OCOptions", "two_loop_product", "curvature_pair_accepted", "THESIS_STEP_SIZES",
     "tuned_learning_rate",
 ]
 
-METHODS: tuple[str, ...] = tuple(OPTIONS_BY_METHOD)
-EVALUATION_BUDGET_METHODS = frozenset({"lbfgs", "gd_ls"})
-_PAIR_METHODS = frozenset({"lbfgs", "hd"})
+METHODS: tuple[str, ...] = tuple(REGISTRY)
+EVALUATION_BUDGET_METHODS = frozenset(name for name, spec in REGISTRY.items()
+                                      if spec.budget_unit == "evaluations")
 _TABLE_OF = {"gd": "Table B.1", "hd": "Tables B.2 (memory 1) and B.3 (memory 10)"}
-
-
-def _run(method: str, objective: Any, x0: np.ndarray, budget: int, options: Any,
-         rec: Recorder, state: OptimizerState | None) -> tuple[str, str, bool]:
-    if method == "lbfgs":
-        return quasi_newton.run_lbfgs(x0, budget, options, rec, state)
-    if method == "gd_ls":
-        return quasi_newton.run_gd_ls(x0, budget, options, rec, state)
-    if method == "hd":
-        return quasi_newton.run_hd(x0, budget, options, rec, state)
-    if method == "gd":
-        return first_order.run_gd(x0, budget, options, rec, state)
-    if method == "adam":
-        return first_order.run_adam(x0, budget, options, rec, state)
-    if method == "mma":
-        return constrained.run_mma(objective, x0, budget, options, rec)
-    return constrained.run_oc(objective, x0, budget, options, rec, state)
 
 
 def _resume_state(objective: Any, method: str, options: Any, resume: OptimizationResult
                   ) -> OptimizerState | None:
     """The validated state to continue ``resume`` from, or None (the memory restarts)."""
     state = resume.state
-    if state is None or method == "mma":
+    if state is None:
         return None
     check_compatible(state, method, objective, dataclasses.asdict(options))
     for name in ("evaluations", "iterations"):
@@ -113,13 +97,13 @@ def _resume_state(objective: Any, method: str, options: Any, resume: Optimizatio
     return state
 
 
-def _mma_restart_point(objective: Any, resume: OptimizationResult) -> np.ndarray:
-    """Where a resumed MMA run starts again: its recorded start, else iterate 0, else the
-    objective's initial point."""
+def _restart_point(objective: Any, method: str, resume: OptimizationResult) -> np.ndarray:
+    """Where a resumed run of a method without checkpoints (MMA) starts again: its recorded
+    start, else iterate 0, else the objective's initial point."""
     if resume.state is not None:
-        if resume.state.method != "mma":
+        if resume.state.method != method:
             raise ValueError(f"the checkpoint holds the state of method "
-                             f"{resume.state.method!r}; this run uses 'mma'")
+                             f"{resume.state.method!r}; this run uses {method!r}")
         return constrained.mma_start(resume.state, objective.size)
     if resume.iterates is not None and len(resume.iterate_indices) \
             and resume.iterate_indices[0] == 0:
@@ -218,13 +202,14 @@ def optimize(objective: FlatObjective, method: str, *, steps: int, seed: int | N
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable; got {type(callback).__name__}")
     options = _resolve_learning_rate(method, options, objective)
-    if method in ("mma", "oc"):
+    spec: MethodSpec = method_spec(method)
+    if spec.needs_densities:
         constrained.density_contract(objective, method)
     start = _check_start(objective, x0, resume, method)
     state, note = None, ""
-    if resume is not None and method == "mma":
-        start = _check_start(objective, _mma_restart_point(objective, resume), None, method)
-        note = (f"; restarted from its original start with the full budget (nlopt's MMA state "
+    if resume is not None and not spec.checkpointable:
+        start = _check_start(objective, _restart_point(objective, method, resume), None, method)
+        note = (f"; restarted from its original start with the full budget ({method}'s state "
                 f"cannot be saved; the interrupted run had {resume.iterations} iterations)")
         resume = None
     elif resume is not None:
@@ -234,17 +219,17 @@ def optimize(objective: FlatObjective, method: str, *, steps: int, seed: int | N
                     "method's memory restarted and the start was evaluated again")
     used = 0
     if resume is not None:
-        used = resume.evaluations if method in EVALUATION_BUDGET_METHODS else resume.iterations
+        used = resume.evaluations if spec.budget_unit == "evaluations" else resume.iterations
     budget = int(steps) - used
     if budget < 1:
-        unit = "evaluations" if method in EVALUATION_BUDGET_METHODS else "iterations"
+        unit = spec.budget_unit
         raise ValueError(f"nothing left to resume: the previous run used {used} {unit} of "
                          f"steps={steps}")
     rec = Recorder(objective, method, dataclasses.asdict(options), record, callback, int(steps),
-                   start, track_pairs=method in _PAIR_METHODS, previous=resume)
+                   start, track_pairs=spec.keeps_pairs, previous=resume)
     rec.start_clock()
     try:
-        status, message, converged = _run(method, objective, start, budget, options, rec, state)
+        status, message, converged = spec.run(objective, start, budget, options, rec, state)
     except RunStopped as stop:
         status, message, converged = stop.status, stop.message, False
     except KeyboardInterrupt:
