@@ -235,4 +235,4 @@ def optimize(objective: FlatObjective, method: str, *, steps: int, seed: int | N
     except KeyboardInterrupt:
         status, message, converged = ("interrupted", "KeyboardInterrupt at iterate "
                                       f"{rec.iteration}", False)
-    return rec.result(status, message + note, converged=converged)
+    return rec.result(status, message + note, converged=converged, final=True)

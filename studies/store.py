@@ -9,8 +9,9 @@ This module is the only writer (and the reference reader) of the schema document
     /runs/<run_id>/<name>   float64 / int64 / uint8 datasets with an ``axes`` attribute naming every
                             axis (also set as HDF5 dimension labels)
     /runs/<run_id>/optimizer_state/
-                            the method's exact state at the run's last iteration boundary (absent
-                            when it has none): attrs method, size, fingerprint; its arrays as
+                            a partial run's exact optimizer state at its last iteration boundary
+                            (absent for finished runs and methods without one): attrs method, size,
+                            fingerprint; its arrays as
                             uncompressed datasets; its scalars as attrs of the subgroup ``scalars``.
                             ``nrto resume`` continues from it bit for bit.
     /runs/<run_id>/analysis/<kind>/<key>/
@@ -703,7 +704,7 @@ def _write_group(group, config: RunConfig, result: OptimizationResult, partial: 
         dataset.attrs["description"] = description
         for axis, label in enumerate(axes):
             dataset.dims[axis].label = label
-    if result.state is not None:
+    if result.state is not None and partial:  # a finished run is not resumed: keep files small
         _write_state(group.create_group(_STATE_GROUP), result.state)
 
 

@@ -222,3 +222,28 @@ def test_gd_ls_matches_restarted_scipy():
     losses = _scipy_restarted(objective, 60)
     assert result.evaluations == len(losses)
     np.testing.assert_allclose(result.loss_per_evaluation, losses, rtol=1e-10)
+
+
+@pytest.mark.parametrize("memory", [1, 3, 4, 6])
+def test_pair_ring_keeps_the_newest_in_order(memory):
+    """The ring holds the newest m pairs oldest first, also after the in-place rotation that
+    hands the final state over without copies; H v is unchanged by it."""
+    from solvers.optim.lbfgs import PairMemory
+
+    rng = np.random.default_rng(memory)
+    for pushes in range(3 * memory + 2):
+        ring, pushed = PairMemory(5, memory), []
+        for i in range(pushes):
+            s, y = ring.next_slot()
+            s[:], y[:] = rng.standard_normal(5), rng.standard_normal(5)
+            pushed.append((s.copy(), y.copy(), float(i + 1)))
+            ring.commit(float(i + 1), float(i + 2))
+        v = rng.standard_normal(5)
+        before = ring.inverse_product(v, np.empty(5)).copy()
+        copied, handed = ring.export(), ring.export(copy=False)
+        newest = pushed[-memory:] if pushes else []
+        for exported in (copied, handed):
+            assert np.array_equal(exported["s"], np.array([p[0] for p in newest]).reshape(-1, 5))
+            assert np.array_equal(exported["y"], np.array([p[1] for p in newest]).reshape(-1, 5))
+            assert exported["sy"].tolist() == [p[2] for p in newest]
+        assert np.array_equal(ring.inverse_product(v, np.empty(5)), before)

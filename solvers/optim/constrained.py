@@ -118,8 +118,8 @@ def run_mma(objective: Any, x0: np.ndarray, budget: int, options: MMAOptions, re
     """``mma`` with ``budget`` iterations (``budget + 1`` evaluations)."""
     lower, upper, volume_fraction = density_contract(objective, "mma")
     start = np.array(x0, dtype=np.float64, copy=True)
-    start_state = lambda: rec.make_state({"start": start.copy()},  # noqa: E731
-                                         {"restart_only": True})
+    start_state = lambda copy=True: rec.make_state({"start": start.copy()},  # noqa: E731
+                                                   {"restart_only": True})
     x_start = _feasible_start(objective, x0, lower, upper,
                               volume_fraction * (1.0 - options.start_margin))
 
@@ -214,7 +214,7 @@ def run_oc(objective: Any, x0: np.ndarray, budget: int, options: OCOptions, rec:
         if options.change_tol is not None and change < options.change_tol:
             return "converged", f"max |x_new - x| = {change:.3g} < change_tol", True
 
-    def state_of(x=x, g=g, f=f, change=change):
+    def state_of(x=x, g=g, f=f, change=change, copy=True):
         return rec.make_state({"x": x.copy(), "g": g.copy()}, {"f": f, "change": change})
 
     rec.boundary(state_of)
@@ -224,7 +224,7 @@ def run_oc(objective: Any, x0: np.ndarray, budget: int, options: OCOptions, rec:
         change = float(np.max(np.abs(x_new - x))) if x.size else 0.0
         f, g = rec.evaluate(x_new)
         rec.accept(x_new, f, g,
-                   state=lambda x=x_new, g=g, f=f, c=change: state_of(x, g, f, c))
+                   state=lambda copy=True, x=x_new, g=g, f=f, c=change: state_of(x, g, f, c))
         x = x_new
         if options.change_tol is not None and change < options.change_tol:
             return "converged", f"max |x_new - x| = {change:.3g} < change_tol", True

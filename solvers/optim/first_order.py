@@ -53,7 +53,7 @@ def run_gd(x0: np.ndarray, budget: int, options: GDOptions, rec: Recorder,
     """``gd`` for ``budget`` iterations. Returns (status, message, converged)."""
     x, g, _, _ = _start(x0, rec, state, moments=False)
 
-    def state_of(x=x, g=g, f=rec.current[1]):
+    def state_of(x=x, g=g, f=rec.current[1], copy=True):
         return rec.make_state({"x": x.copy(), "g": g.copy()}, {"f": f})
 
     rec.boundary(state_of)
@@ -62,7 +62,7 @@ def run_gd(x0: np.ndarray, budget: int, options: GDOptions, rec: Recorder,
             return "converged", "the gradient is exactly zero", True
         x = x - options.learning_rate * g
         f, g = rec.evaluate(x)
-        rec.accept(x, f, g, state=lambda x=x, g=g, f=f: state_of(x, g, f))
+        rec.accept(x, f, g, state=lambda copy=True, x=x, g=g, f=f: state_of(x, g, f))
     return "max_steps", f"reached {rec.steps} iterations", False
 
 
@@ -72,7 +72,7 @@ def run_adam(x0: np.ndarray, budget: int, options: AdamOptions, rec: Recorder,
     x, g, moments, t0 = _start(x0, rec, state, moments=True)
     m, v = moments["m"], moments["v"]
 
-    def state_of(x=x, g=g, f=rec.current[1], m=m, v=v, t=t0):
+    def state_of(x=x, g=g, f=rec.current[1], m=m, v=v, t=t0, copy=True):
         return rec.make_state({"x": x.copy(), "g": g.copy(), "m": m.copy(), "v": v.copy()},
                               {"f": f, "t": t})
 
@@ -84,5 +84,6 @@ def run_adam(x0: np.ndarray, budget: int, options: AdamOptions, rec: Recorder,
         v = v + (np.square(g) - v) * (1.0 - beta2)
         x = x - (m * alpha) / (np.sqrt(v) + options.epsilon)
         f, g = rec.evaluate(x)
-        rec.accept(x, f, g, state=lambda x=x, g=g, f=f, m=m, v=v, t=t: state_of(x, g, f, m, v, t))
+        rec.accept(x, f, g, state=lambda copy=True, x=x, g=g, f=f, m=m, v=v, t=t:
+                   state_of(x, g, f, m, v, t))
     return "max_steps", f"reached {rec.steps} iterations", False

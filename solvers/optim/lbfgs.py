@@ -28,6 +28,7 @@ only n-vectors allocated per iteration are the gradients the objective returns.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable
 
 import numpy as np
@@ -103,11 +104,38 @@ class PairMemory:
             daxpy(self._s[slot], out, a=self._alpha[slot] - beta)
         return out
 
-    def export(self) -> dict[str, np.ndarray]:
-        """Copies of the held pairs, oldest first: ``s``, ``y`` ``(count, n)``, ``sy``, ``yy``."""
+    def export(self, copy: bool = True) -> dict[str, np.ndarray]:
+        """The held pairs, oldest first: ``s``, ``y`` ``(count, n)``, ``sy``, ``yy``.
+
+        ``copy=False`` returns views of the ring where its order allows (the memory must then
+        not be changed while they are in use).
+        """
         slots = self._slots()
-        return {"s": self._s[slots].copy(), "y": self._y[slots].copy(),
-                "sy": self._sy[slots].copy(), "yy": self._yy[slots].copy()}
+        if not copy:
+            self._rotate_to_front()
+            count = self.count
+            return {"s": self._s[:count], "y": self._y[:count], "sy": self._sy[:count].copy(),
+                    "yy": self._yy[:count].copy()}
+        return {"s": self._s[slots], "y": self._y[slots], "sy": self._sy[slots],
+                "yy": self._yy[slots]}  # fancy indexing copies
+
+    def _rotate_to_front(self) -> None:
+        """Reorder the ring in place so that the oldest pair is in row 0 (one spare row)."""
+        shift, m = self._head, self.memory
+        if shift == 0:
+            return
+        spare = np.empty(self.size)
+        for rows in (self._s, self._y):
+            for start in range(math.gcd(m, shift)):  # the cycles of the rotation by `shift`
+                spare[:] = rows[start]
+                i = start
+                while (j := (i + shift) % m) != start:
+                    rows[i] = rows[j]
+                    i = j
+                rows[i] = spare
+        self._sy[:] = np.roll(self._sy, -shift)
+        self._yy[:] = np.roll(self._yy, -shift)
+        self._head = 0
 
     def load(self, s: np.ndarray, y: np.ndarray, sy: np.ndarray, yy: np.ndarray) -> None:
         """Replace the memory by the given pairs (oldest first), as :meth:`export` wrote them."""

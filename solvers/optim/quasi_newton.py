@@ -87,7 +87,8 @@ def _relative_reduction_small(f_old: float, f: float, factr: float) -> bool:
 
 
 def _pgtol_reached(g: np.ndarray, pgtol: float) -> bool:
-    return (float(np.max(np.abs(g))) if g.size else 0.0) <= pgtol
+    """``max |g_i| <= pgtol`` (L-BFGS-B's projected-gradient test without bounds)."""
+    return (max(float(g.max()), -float(g.min())) if g.size else 0.0) <= pgtol
 
 
 # -- lbfgs -----------------------------------------------------------------------------------
@@ -103,13 +104,13 @@ class _Point:
     pending: bool = False  # the end-of-iteration tests of the last step are still to do
 
 
-def _pairs_state(rec: Recorder, point: _Point, memory: PairMemory | None, **extra
+def _pairs_state(rec: Recorder, point: _Point, memory: PairMemory | None, copy: bool = True
                  ) -> OptimizerState:
-    arrays = {"x": point.x.copy(), "g": point.g.copy()}
+    arrays = {"x": point.x.copy() if copy else point.x, "g": point.g.copy() if copy else point.g}
     if memory is not None:
-        arrays.update(memory.export())
+        arrays.update(memory.export(copy=copy))
     scalars = {"f": point.f, "f_old": point.f_old, "first_iteration": point.first_iteration,
-               "pending": point.pending, **extra}
+               "pending": point.pending}
     return rec.make_state(arrays, scalars)
 
 
@@ -153,7 +154,7 @@ def run_lbfgs(x0: np.ndarray, budget: int, options: LbfgsOptions, rec: Recorder,
     else:
         point = _load_point(state, n, memory)
         rec.restore(point.x, point.f, point.g)
-    state_of = lambda: _pairs_state(rec, point, memory)  # noqa: E731
+    state_of = lambda copy=True: _pairs_state(rec, point, memory, copy)  # noqa: E731
     rec.boundary(state_of)
     if not point.pending and _pgtol_reached(point.g, options.pgtol):
         return "converged", PGTOL_MESSAGE, True
@@ -242,7 +243,7 @@ def run_gd_ls(x0: np.ndarray, budget: int, options: GDLSOptions, rec: Recorder,
     else:
         point = _load_point(state, n, None)
         rec.restore(point.x, point.f, point.g)
-    state_of = lambda: _pairs_state(rec, point, None)  # noqa: E731
+    state_of = lambda copy=True: _pairs_state(rec, point, None, copy)  # noqa: E731
     rec.boundary(state_of)
     z, d, trial = np.empty(n), np.empty(n), np.empty(n)
     while True:
@@ -282,7 +283,7 @@ def run_hd(x0: np.ndarray, budget: int, options: HDOptions, rec: Recorder,
     else:
         point = _load_point(state, n, memory)
         rec.restore(point.x, point.f, point.g)
-    state_of = lambda: _pairs_state(rec, point, memory)  # noqa: E731
+    state_of = lambda copy=True: _pairs_state(rec, point, memory, copy)  # noqa: E731
     rec.boundary(state_of)
     direction = np.empty(n)
     for _ in range(budget):

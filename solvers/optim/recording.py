@@ -23,9 +23,10 @@ from ``previous.iterations``. A run resumed from an exact state calls :meth:`Rec
 instead of evaluating the start: nothing is appended.
 
 Optimizer state: a method whose state can be saved passes ``state=`` to :meth:`Recorder.accept`
-(and to :meth:`Recorder.boundary` at its start), a zero-argument function returning its
-:class:`~.state.OptimizerState` at that boundary; it must not change what that function reads
-until its next :meth:`Recorder.evaluate`. Snapshots and the result carry the state only while no
+(and to :meth:`Recorder.boundary` at its start), a function ``state(copy: bool)`` returning its
+:class:`~.state.OptimizerState` at that boundary (``copy=False`` only for the final result, when
+the method's buffers are no longer used); it must not change what that function reads until its
+next :meth:`Recorder.evaluate`. Snapshots and the result carry the state only while no
 evaluation has begun since, so a state always matches the histories it is stored with (a run
 interrupted inside a line search carries none).
 """
@@ -129,7 +130,7 @@ class Recorder:
         self._y_pairs: list[np.ndarray] = []
         self._skipped = 0
         self._resets: list[int] = []
-        self._state_source: tuple[Callable[[], OptimizerState], int] | None = None
+        self._state_source: tuple[Callable[..., OptimizerState], int] | None = None
         self._k = 0
         self._best = float("inf")
         if previous is not None:
@@ -233,7 +234,7 @@ class Recorder:
         self.current = (x, float(loss), np.array(grad, dtype=np.float64, copy=True))
         self.last_evaluation = self.current
 
-    def boundary(self, state: Callable[[], OptimizerState]) -> None:
+    def boundary(self, state: Callable[..., OptimizerState]) -> None:
         """Register the method's state function for the iteration boundary being reached."""
         self._state_source = (state, self.evaluations)
 
@@ -252,7 +253,7 @@ class Recorder:
         self._resets.append(self._k)
 
     def accept(self, x: np.ndarray, loss: float, grad: np.ndarray, pair: Any = "compute",
-               state: Callable[[], OptimizerState] | None = None
+               state: Callable[..., OptimizerState] | None = None
                ) -> tuple[np.ndarray, np.ndarray] | None:
         """Record ``(x, loss, grad)`` as the next accepted iterate and call the callback.
 
@@ -351,8 +352,12 @@ class Recorder:
                              f"the callback raised StopIteration at iterate {self._k}") from stop
 
     # -- the result ----------------------------------------------------------------------------
-    def result(self, status: str, message: str, *, converged: bool) -> OptimizationResult:
-        """The run so far as an :class:`~solvers.result.OptimizationResult` (state unchanged)."""
+    def result(self, status: str, message: str, *, converged: bool, final: bool = False
+               ) -> OptimizationResult:
+        """The run so far as an :class:`~solvers.result.OptimizationResult` (state unchanged).
+
+        ``final``: the method has returned; its state may hand over its buffers uncopied.
+        """
         n = self.objective.size
         iterate_losses = list(self._iterate_losses)
         grad_norms = list(self._grad_norms)
@@ -382,7 +387,7 @@ class Recorder:
                             f"({type(error).__name__}: {error})")
         state = None
         if self._state_source is not None and self._state_source[1] == self.evaluations:
-            state = self._state_source[0]()
+            state = self._state_source[0](copy=not final)
         keep_iterates = self.record.keeps_last_iterate() or bool(iterates)
         keep_pairs = (self.track_pairs and self.record.pairs) or bool(self._s_pairs)
         return OptimizationResult(
