@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .optim.state import OptimizerState
+
 __all__ = ["RecordOptions", "OptimizationResult", "ProgressInfo", "STATUSES", "StoredField",
            "stored_fields"]
 
@@ -77,7 +79,9 @@ class StoredField:
             attribute of the run's group.
         dtype: datasets: ``"float64"``, ``"int64"`` or ``"density8"`` (densities in [0, 1]
             quantized to uint8 with ``scale``/``offset`` attributes); attributes: ``"str"``,
-            ``"int"``, ``"float"``, ``"bool"`` or ``"json"`` (a JSON text of plain values).
+            ``"int"``, ``"float"``, ``"bool"``, ``"json"`` (a JSON text of plain values) or
+            ``"group"`` (a subgroup of the run written by the store's own codec: the
+            optimizer state).
     """
 
     description: str
@@ -86,7 +90,7 @@ class StoredField:
 
     def __post_init__(self):
         kinds = ("float64", "int64", "density8") if self.axes is not None else (
-            "str", "int", "float", "bool", "json")
+            "str", "int", "float", "bool", "json", "group")
         if self.dtype not in kinds:
             raise ValueError(f"dtype of a {'dataset' if self.axes is not None else 'attribute'} "
                              f"must be one of {kinds}; got {self.dtype!r}")
@@ -133,9 +137,15 @@ class OptimizationResult:
         s_pairs, y_pairs: float64 ``(p, n)`` accepted correction pairs, oldest first, or None.
         pair_iterations: int ``(p,)`` (see the module docstring).
         skipped_pairs: number of pairs rejected by the L-BFGS-B curvature test.
+        reset_iterations: int ``(r,)`` iterate indices k at which an L-BFGS memory was emptied
+            after a failed line search (the search from x_k restarted along -g_k).
         design_indices: int ``(d,)`` iterate index of each stored design.
         designs: float64 ``(d, H, W)`` physical densities, or None.
         elapsed: wall-clock seconds spent in the optimizer (objective calls included).
+        state: the method's state at the last iteration boundary
+            (:class:`~solvers.optim.state.OptimizerState`), which ``resume`` continues exactly;
+            None for methods whose state cannot be saved, or when the run stopped between
+            boundaries.
     """
 
     method: str = _stored("optimizer name")
@@ -174,16 +184,25 @@ class OptimizationResult:
         default_factory=_no_indices)
     skipped_pairs: int = _stored("pairs rejected by the L-BFGS-B curvature test", dtype="int",
                                  default=0)
+    reset_iterations: np.ndarray = _stored(
+        "iterate index k at which L-BFGS emptied its memory", ("reset",), "int64",
+        default_factory=_no_indices)
     design_indices: np.ndarray = _stored("iterate index k of each stored design", ("design",),
                                          "int64", default_factory=_no_indices)
     designs: np.ndarray | None = _stored(
         "physical densities, uint8: density = offset + scale * value",
         ("design", "row", "column"), "density8", default=None)
     elapsed: float = _stored("wall-clock seconds in the optimizer", dtype="float", default=0.0)
+    state: OptimizerState | None = _stored(
+        "the method's exact state at the run's last iteration boundary (partial runs only)",
+        dtype="group", default=None)
 
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if self.state is not None and not isinstance(self.state, OptimizerState):
+            raise TypeError(f"state must be an OptimizerState or None; got "
+                            f"{type(self.state).__name__}")
 
     @property
     def fun(self) -> float:

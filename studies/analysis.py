@@ -64,6 +64,7 @@ from studies.analysis_kinds import (ANALYSES, DIRECTIONS, ON_PLANE_FRACTION, OPE
 from studies.analysis_records import (AnalysisError, InterpolationAnalysis, Progress, Record,
                                       SpectrumAnalysis, SurfaceAnalysis, TrajectoryAnalysis,
                                       Where)
+from solvers.optim.registry import REGISTRY
 from studies.store import ResultsFile, StoredRun, write_analysis
 
 __all__ = [
@@ -75,7 +76,7 @@ __all__ = [
     "spectrum_label", "summary", "surface", "surface_trajectory", "trajectory",
 ]
 
-_PAIR_METHODS = ("lbfgs", "hd")
+_PAIR_METHODS = tuple(name for name, spec in REGISTRY.items() if spec.keeps_pairs)
 _INIT_RELATIVE_TOLERANCE = 1e-6
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from solvers.flat import ParameterSpec
+from solvers.optim.state import OptimizerState
 from solvers.result import STATUSES, OptimizationResult, stored_fields
 from studies.config import RunConfig
 
@@ -52,7 +53,11 @@ _ANALYSIS_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # The recorded fields and how each is stored: solvers.result.OptimizationResult's field metadata.
 _FIELDS = stored_fields()
 _DATASETS = {name: spec for name, spec in _FIELDS.items() if spec.axes is not None}
-_ATTRIBUTES = {name: spec for name, spec in _FIELDS.items() if spec.axes is None}
+_ATTRIBUTES = {name: spec for name, spec in _FIELDS.items()
+               if spec.axes is None and spec.dtype != "group"}
+# Fields kept as a subgroup of the run by their own codec (the optimizer state).
+_STATE_FIELD, _STATE_GROUP = "state", "optimizer_state"
+assert {n for n, s in _FIELDS.items() if s.dtype == "group"} == {_STATE_FIELD}
 
 
 class StoreError(Exception):
@@ -316,6 +321,25 @@ def _run_problem(group) -> str | None:
     return None
 
 
+def _read_state(run_id: str, group) -> OptimizerState | None:
+    """The optimizer state a store wrote under ``optimizer_state`` (None when there is none):
+    attrs method, size, fingerprint; arrays as datasets; scalars as attrs of ``scalars``."""
+    if _STATE_GROUP not in group:
+        return None
+    state = group[_STATE_GROUP]
+    try:
+        scalars = {name: value.item() if isinstance(value, np.generic) else _text(value)
+                   if isinstance(value, bytes) else value
+                   for name, value in state["scalars"].attrs.items()}
+        return OptimizerState(
+            method=_text(state.attrs["method"]), size=int(state.attrs["size"]),
+            fingerprint=_text(state.attrs["fingerprint"]),
+            arrays={name: state[name][()] for name in state if name != "scalars"},
+            scalars=scalars)
+    except (KeyError, ValueError, TypeError) as error:
+        raise ValueError(f"its optimizer state is unreadable: {error}") from None
+
+
 class ResultsFile:
     """Read access to a results file (each call opens and closes the file, so writers may
     replace it in between).
@@ -447,6 +471,7 @@ class ResultsFile:
             if name in group:
                 fields[name] = (_read_designs(group, name) if spec.dtype == "density8"
                                 else group[name][()])
+        fields[_STATE_FIELD] = _read_state(run_id, group)
         result = OptimizationResult(**fields)
         dirty = _text(a["git_dirty"])
         provenance = Provenance(

@@ -8,6 +8,12 @@ reader is :mod:`studies.reader` (whose names are re-exported here). In short::
                             flat copies), status, partial flag, provenance (package versions, git)
     /runs/<run_id>/<name>   float64 / int64 / uint8 datasets with an ``axes`` attribute naming every
                             axis (also set as HDF5 dimension labels)
+    /runs/<run_id>/optimizer_state/
+                            a partial run's exact optimizer state at its last iteration boundary
+                            (absent for finished runs and methods without one): attrs method, size,
+                            fingerprint; its arrays as
+                            uncompressed datasets; its scalars as attrs of the subgroup ``scalars``.
+                            ``nrto resume`` continues from it bit for bit.
     /runs/<run_id>/analysis/<kind>/<key>/
                             one group per analysis of the run (``studies.analysis``): attrs
                             ``settings`` (JSON), kind, key, created, run_updated, git_revision;
@@ -46,6 +52,7 @@ import filelock
 import numpy as np
 
 from solvers.flat import ParameterSpec
+from solvers.optim.state import OptimizerState
 from solvers.result import OptimizationResult
 
 from studies.config import MODEL_KINDS, RunConfig  # noqa: F401 - re-exported
@@ -56,6 +63,7 @@ from studies.reader import (  # noqa: F401 - the reader's names are the store's 
     _DATASETS,
     _OPTIONAL_DATASETS,
     _RUN_ID,
+    _STATE_GROUP,
     SCHEMA,
     SCHEMA_VERSION,
     AnalysisSummary,
@@ -480,6 +488,18 @@ def _write_group(group, config: RunConfig, result: OptimizationResult, partial: 
         dataset.attrs["description"] = spec.description
         for axis, label in enumerate(spec.axes):
             dataset.dims[axis].label = label
+    if result.state is not None and partial:  # a finished run is not resumed: keep files small
+        _write_state(group.create_group(_STATE_GROUP), result.state)
+
+
+def _write_state(group, state: OptimizerState) -> None:
+    """The optimizer state of a run: arrays as uncompressed datasets, scalars as attributes of
+    the subgroup ``scalars``; method, size and fingerprint as the group's attributes."""
+    group.attrs.update({"method": state.method, "size": state.size,
+                        "fingerprint": state.fingerprint})
+    for name, value in state.arrays.items():
+        group.create_dataset(name, data=value)
+    group.create_group("scalars").attrs.update(dict(state.scalars))
 
 
 _ATTRIBUTE_WRITERS = {"str": str, "int": int, "float": float, "bool": bool, "json": _dumps}

@@ -27,19 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = ["--problem", "mbb_beam", "--size", "16x8", "--volfrac", "0.5", "--model", "pixel"]
 
 
-def _solvers_can_optimize() -> bool:
-    try:
-        from solvers import as_objective, optimize  # noqa: F401
-        from solvers.models import PixelModel  # noqa: F401
-    except (ImportError, AttributeError):
-        return False
-    return True
-
-
-needs_optimize = pytest.mark.skipif(not _solvers_can_optimize(),
-                                    reason="solvers.optimize / as_objective / models not built yet")
-
-
 @pytest.fixture
 def stored(tmp_path, make_result, make_config) -> Path:
     """A results file with a finished run and a partial one (synthetic arrays)."""
@@ -179,7 +166,6 @@ def test_plot_writes_an_image_of_the_designs_and_losses(stored, tmp_path, nrto):
         assert image[..., :3].std() > 0.05  # something was drawn
 
 
-@needs_optimize
 def test_optimize_a_tiny_pixel_problem_then_inspect_and_plot(tmp_path, nrto):
     from studies.runner import build_objective
 
@@ -234,7 +220,6 @@ def test_a_lease_from_another_host_is_refused(tmp_path, nrto, make_config, make_
     assert ResultsFile(path).read(0).result.iterations == 5  # untouched
 
 
-@needs_optimize
 def test_resume_continues_an_interrupted_run(tmp_path, nrto, make_config):
     from solvers import optimize
     from studies.runner import build_objective
@@ -274,7 +259,6 @@ def test_resume_continues_an_interrupted_run(tmp_path, nrto, make_config):
                                rtol=1e-12)
 
 
-@needs_optimize
 def test_a_live_run_is_refused_by_resume_and_sigterm_stores_it_as_partial(tmp_path, nrto):
     """One real second process: while it computes, its run is marked live (inspect: running)
     and `nrto resume` refuses it naming the pid and host; SIGTERM then stores it as partial and
@@ -315,7 +299,6 @@ def test_a_live_run_is_refused_by_resume_and_sigterm_stores_it_as_partial(tmp_pa
     assert not (lease_folder(path) / "run-0000.json").exists()
 
 
-@needs_optimize
 def test_parallel_jobs_store_every_run_once(tmp_path, nrto):
     path = tmp_path / "jobs.h5"
     code, _, err = nrto("optimize", *TINY, "--optimizer", "lbfgs", "--seed", 0, 1, 2,

@@ -347,6 +347,8 @@ def test_the_stored_schema_follows_the_result_fields_and_the_readme(tmp_path, ma
     with h5py.File(path, "r") as handle:
         group = handle["runs/run-0000"]
         for name, spec in specs.items():
+            if spec.dtype == "group":  # the optimizer state: its own subgroup (test_resume)
+                continue
             if spec.axes is None:
                 assert name in group.attrs, name
                 continue
