@@ -4,9 +4,9 @@
 each raveled in C order, float64. The loss is the compliance of the physics
 (:class:`solvers.physics.Compliance`) of the model's image.
 
-* Pixel models are evaluated without TensorFlow: the image is ``theta`` reshaped to ``(H, W)`` and
-  autograd differentiates the physics directly (gradients and reverse-over-reverse
-  Hessian-vector products).
+* Pixel models are evaluated without TensorFlow (which is then never imported): the image is
+  ``theta`` reshaped to ``(H, W)`` and autograd differentiates the physics directly (gradients
+  and reverse-over-reverse Hessian-vector products).
 * The CNN goes through TensorFlow: ``theta`` is assigned to the model's variables, the image is
   computed under ``tf.GradientTape`` and handed to the physics through
   :class:`solvers.bridge.AutogradBridge`; Hessian-vector products use nested tapes
@@ -21,6 +21,7 @@ import autograd
 import numpy as np
 
 from .flat import ParameterSpec, flatten, unflatten
+from .models import PixelModel
 from .physics import Compliance
 
 __all__ = ["ModelObjective", "as_objective"]
@@ -52,8 +53,11 @@ class ModelObjective:
             self.problem, penal=penal, filter_radius=filter_radius, root_tolerance=root_tolerance)
         self.parameter_specs: tuple[ParameterSpec, ...] = tuple(model.parameter_specs)
         self.size = sum(spec.size for spec in self.parameter_specs)
-        self._initial = np.concatenate([np.asarray(v.numpy(), dtype=np.float64).ravel()
-                                        for v in model.variables])
+        if isinstance(model, PixelModel):  # without TensorFlow (see solvers.models)
+            self._initial = model.pixel_values().ravel()
+        else:
+            self._initial = np.concatenate([np.asarray(v.numpy(), dtype=np.float64).ravel()
+                                            for v in model.variables])
         self._shape = (self.problem.height, self.problem.width)
         loss = self._loss_of_image
         self._image_value_and_grad = autograd.value_and_grad(loss)

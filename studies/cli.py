@@ -552,6 +552,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from studies.runner import interrupt_on_sigterm
     from studies.store import StoreError
+    from studies.threads import configure_threads
+
+    configure_threads()  # one run may use every core; TensorFlow's start-up lines are dropped
 
     previous_handler = signal.getsignal(signal.SIGTERM)
     interrupt_on_sigterm()
