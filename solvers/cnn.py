@@ -41,7 +41,8 @@ def _global_normalization(x: tf.Tensor) -> tf.Tensor:
 
 
 class CNNModel:
-    """The CNN reparameterization of Hoyer et al. (2019), float64 and twice differentiable.
+    """The CNN reparameterization of Hoyer et al. (2019), twice differentiable, in float64 or
+    float32 (``config.dtype``).
 
     Layers (``H, W`` the problem's height and width, ``r = config.total_resize``)::
 
@@ -59,7 +60,9 @@ class CNNModel:
     Initialization: dense kernel orthogonal with gain ``dense_init_scale*sqrt(max(units /
     latent_size, 1))``; conv kernels VarianceScaling(scale=1, fan_in, truncated normal) as Keras
     computes the fans of the kernel's Keras shape; all biases and offsets zero. Every
-    initializer gets its own seed derived from ``seed`` with ``numpy.random.SeedSequence``.
+    initializer gets its own seed derived from ``seed`` with ``numpy.random.SeedSequence``. The
+    initial values are drawn in float64 and rounded to ``config.dtype``: a float32 model starts at
+    the float32 rounding of the float64 model of the same seed.
 
     The volume constraint always applies (``volume_constraint`` is ``True``): the output are logits.
 
@@ -94,6 +97,7 @@ class CNNModel:
         self.problem = problem
         self.seed = int(seed)
         self.config = config
+        self.dtype = tf.as_dtype(config.dtype)
         seeds = iter(np.random.SeedSequence(self.seed).generate_state(2 + len(config.resizes)))
 
         def next_seed() -> int:
@@ -109,7 +113,7 @@ class CNNModel:
         dense_initializer = keras.initializers.Orthogonal(gain=gain, seed=next_seed())
         self._dense_kernel = self._add("dense/kernel", "dense_kernel", dense_initializer(
             (config.latent_size, units), dtype="float64"))
-        self._dense_bias = self._add("dense/bias", "bias", tf.zeros((units,), tf.float64))
+        self._dense_bias = self._add("dense/bias", "bias", tf.zeros((units,), self.dtype))
         self._blocks = []
         prefix = "conv" if config.upsampling == "bilinear" else "conv_transpose"
         for index, (resize, filters) in enumerate(zip(config.resizes, config.conv_filters)):
@@ -122,11 +126,11 @@ class CNNModel:
             kind = "conv_kernel" if config.upsampling == "bilinear" else "conv_transpose_kernel"
             kernel = self._add(f"{prefix}_{index}/kernel", kind,
                                initializer(kernel_shape, dtype="float64"))
-            bias = self._add(f"{prefix}_{index}/bias", "bias", tf.zeros((filters,), tf.float64))
+            bias = self._add(f"{prefix}_{index}/bias", "bias", tf.zeros((filters,), self.dtype))
             offset = None
             if config.offset_scale != 0:
                 offset = self._add(f"offset_{index}", "offset",
-                                   tf.zeros((1, height, width, filters), tf.float64))
+                                   tf.zeros((1, height, width, filters), self.dtype))
             self._blocks.append((resize, kernel, bias, offset, (1, height, width, filters)))
             channels = filters
         self._latent = self._add("latent", "latent", keras.initializers.RandomNormal(
@@ -134,15 +138,15 @@ class CNNModel:
         self._specs = tuple(self._specs)
 
     def _add(self, name: str, kind: str, initial_value: Any) -> tf.Variable:
-        variable = tf.Variable(tf.cast(initial_value, tf.float64), trainable=True,
-                               dtype=tf.float64, name=name.replace("/", "_"))
+        variable = tf.Variable(tf.cast(initial_value, self.dtype), trainable=True,
+                               dtype=self.dtype, name=name.replace("/", "_"))
         self._variables.append(variable)
         self._specs.append(ParameterSpec(name, tuple(variable.shape), kind))
         return variable
 
     @property
     def variables(self) -> list[tf.Variable]:
-        """The trainable float64 variables, in ``parameter_specs`` order."""
+        """The trainable variables (dtype ``config.dtype``), in ``parameter_specs`` order."""
         return list(self._variables)
 
     @property
@@ -155,7 +159,8 @@ class CNNModel:
         return sum(spec.size for spec in self._specs)
 
     def __call__(self) -> tf.Tensor:
-        """The image z: float64 ``(height, width)`` logits from the current variables."""
+        """The image z: ``(height, width)`` logits in ``config.dtype`` from the current variables
+        (the objective casts them to float64 for the physics)."""
         net = tf.matmul(self._latent[tf.newaxis, :], self._dense_kernel) + self._dense_bias
         net = tf.reshape(net, self._initial_shape)
         for resize, kernel, bias, offset, out_shape in self._blocks:

@@ -1,18 +1,20 @@
 """The two parameterizations of the image z: pixels, and the CNN of Hoyer et al. (2019).
 
 A model maps its trainable variables to the image ``z`` (logits or densities, before the
-physics' volume constraint and filter), float64 of shape ``(height, width)``, row 0 at the top.
+physics' volume constraint and filter) of shape ``(height, width)``, row 0 at the top: float64,
+or float32 for a CNN with ``CNNConfig(dtype='float32')``.
 Seen from outside, a model is:
 
     * ``problem``: the :class:`solvers.problems.Problem` it was built for (only ``width``,
       ``height``, ``mask`` (bool ``(height, width)``) and ``volume_fraction`` are read here);
     * ``volume_constraint``: whether the physics must map ``z`` through the sigmoid with the
       volume-fraction shift (``True``: ``z`` are logits) or use ``z * mask`` as densities;
-    * ``variables``: list of trainable float64 ``tf.Variable``, always in the same order;
+    * ``variables``: list of trainable ``tf.Variable`` (float64; float32 for a float32 CNN),
+      always in the same order;
     * ``parameter_specs``: tuple of :class:`solvers.flat.ParameterSpec`, same order, shapes
       in Keras layout (dense kernel ``(in, out)``, conv kernel ``(kh, kw, in, out)``,
       transposed-conv kernel ``(kh, kw, out, in)``);
-    * ``model()``: the image ``z`` as a float64 ``tf.Tensor`` ``(height, width)`` computed from the
+    * ``model()``: the image ``z`` as a ``tf.Tensor`` ``(height, width)`` computed from the
       current variable values; differentiable twice (nested ``tf.GradientTape``) with respect to
       the variables.
 
@@ -47,9 +49,10 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 __all__ = ["CNNConfig", "CNNModel", "ImageModel", "PixelModel",  # noqa: F822 (CNNModel: lazy)
-           "UPSAMPLING_MODES"]
+           "NETWORK_DTYPES", "UPSAMPLING_MODES"]
 
 UPSAMPLING_MODES = ("bilinear", "transpose")
+NETWORK_DTYPES = ("float64", "float32")
 _IN_CNN_MODULE = ("CNNModel", "_global_normalization")  # TensorFlow code, in solvers.cnn
 
 
@@ -167,6 +170,13 @@ class CNNConfig:
             normalization -> 'same' Conv2D -> offset; made twice differentiable here) or
             ``'transpose'`` (the thesis: tanh -> global normalization -> 'same' Conv2DTranspose with
             ``strides = resize`` -> offset).
+        dtype: ``'float64'`` (the default: exact second derivatives for the landscape analyses)
+            or ``'float32'`` (the paper's and the thesis's choice; TensorFlow's oneDNN float32
+            kernels). It is the dtype of the network's variables and of every op up to its output
+            logits; the physics is float64 whatever it is (see :mod:`solvers.objective` for the
+            boundary). The parameter layout does not depend on it: the same ``theta`` evaluates
+            with either network, e.g. a float32-trained run with
+            ``dataclasses.replace(config, dtype='float64')``.
     """
 
     latent_size: int = 128
@@ -178,6 +188,7 @@ class CNNConfig:
     latent_scale: float = 1.0
     dense_init_scale: float = 1.0
     upsampling: str = "bilinear"
+    dtype: str = "float64"
 
     def __post_init__(self):
         for name in ("resizes", "conv_filters", "kernel_size"):
@@ -216,6 +227,9 @@ class CNNConfig:
         if self.upsampling not in UPSAMPLING_MODES:
             raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}; "
                              f"got {self.upsampling!r}")
+        if self.dtype not in NETWORK_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(map(repr, NETWORK_DTYPES))} (the "
+                             f"network's floating-point type); got {self.dtype!r}")
 
     @property
     def total_resize(self) -> int:

@@ -475,6 +475,8 @@ def _command_analysis(args) -> int:
             raise UsageError(f"cannot write {args.out}: folder {folder} does not exist")
     try:
         analyzer = analysis.RunAnalyzer(args.file, args.run)
+        if analyzer.evaluation_note and args.command != "trajectory":  # trajectory: stored data
+            print(f"nrto {args.command}: {analyzer.evaluation_note}", file=sys.stderr)
         with analysis.progress_bar(f"{analyzer.run_id} {args.command}",
                                    enabled=not args.no_progress) as progress:
             if args.command == "spectrum":
