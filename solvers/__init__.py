@@ -1,7 +1,9 @@
 """solvers: the exact, twice-differentiable physics, the paper's tasks, models and optimizers.
 
-The TensorFlow models (``PixelModel``, ``CNNModel``, ``CNNConfig``) and the bridge are imported on
-first use, so that ``import solvers`` stays fast for code that needs only the physics.
+The models (``PixelModel``, ``CNNModel``, ``CNNConfig``), the bridge and the optimizers are imported
+on first use, so that ``import solvers`` stays fast for code that needs only the physics. TensorFlow
+itself is imported only where a network is used (``CNNModel``, the bridge, a pixel model's
+TensorFlow variable); pixel objectives and ``solvers.optimize`` on them never import it.
 """
 from __future__ import annotations
 

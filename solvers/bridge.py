@@ -13,7 +13,9 @@ forms that reverse-mode differentiation of the whole graph needs:
   the product). Differentiating ``J^T dL/dz`` with an outer ``tf.GradientTape`` therefore gives the
   exact Hessian-vector product ``J^T H_z J v + sum_k (dL/dz_k) d^2 z_k v`` of the whole graph.
 
-Both work eagerly and inside ``tf.function``. Only float64 tensors cross the bridge. Forward-mode
+Both work eagerly and inside ``tf.function``. Only float64 tensors cross the bridge: a float32
+network's logits are cast to float64 before it (in :mod:`solvers.objective`, where the boundary is
+documented), so the physics is float64 whatever the network's dtype. Forward-mode
 TensorFlow (``ForwardAccumulator``) through the bridge is not supported.
 """
 from __future__ import annotations
@@ -93,4 +95,5 @@ class AutogradBridge:
 
 def _check_dtype(z: tf.Tensor) -> None:
     if z.dtype != tf.float64:
-        raise TypeError(f"the bridge takes float64 tensors, got {z.dtype}")
+        raise TypeError(f"the bridge takes float64 tensors, got {z.dtype}: cast a float32 "
+                        "network's output with tf.cast(z, tf.float64) first")

@@ -1,23 +1,30 @@
 """The two parameterizations of the image z: pixels, and the CNN of Hoyer et al. (2019).
 
 A model maps its trainable variables to the image ``z`` (logits or densities, before the
-physics' volume constraint and filter), float64 of shape ``(height, width)``, row 0 at the top.
+physics' volume constraint and filter) of shape ``(height, width)``, row 0 at the top: float64,
+or float32 for a CNN with ``CNNConfig(dtype='float32')``.
 Seen from outside, a model is:
 
     * ``problem``: the :class:`solvers.problems.Problem` it was built for (only ``width``,
       ``height``, ``mask`` (bool ``(height, width)``) and ``volume_fraction`` are read here);
     * ``volume_constraint``: whether the physics must map ``z`` through the sigmoid with the
       volume-fraction shift (``True``: ``z`` are logits) or use ``z * mask`` as densities;
-    * ``variables``: list of trainable float64 ``tf.Variable``, always in the same order;
+    * ``variables``: list of trainable ``tf.Variable`` (float64; float32 for a float32 CNN),
+      always in the same order;
     * ``parameter_specs``: tuple of :class:`solvers.flat.ParameterSpec`, same order, shapes
       in Keras layout (dense kernel ``(in, out)``, conv kernel ``(kh, kw, in, out)``,
       transposed-conv kernel ``(kh, kw, out, in)``);
-    * ``model()``: the image ``z`` as a float64 ``tf.Tensor`` ``(height, width)`` computed from the
+    * ``model()``: the image ``z`` as a ``tf.Tensor`` ``(height, width)`` computed from the
       current variable values; differentiable twice (nested ``tf.GradientTape``) with respect to
       the variables.
 
-Everything is float64 and built from TensorFlow ops and float64 ``tf.Variable`` directly (no Keras
-layers, so the global Keras ``floatx`` is never touched). Weights are drawn with Keras initializers
+TensorFlow is imported only where a network is used: this module (the protocol, :class:`PixelModel`
+and :class:`CNNConfig`) imports it only when a pixel model's ``variables`` or ``model()`` are asked
+for (the flat objective of a pixel model never asks: it differentiates the physics with autograd
+alone); :class:`CNNModel` lives in :mod:`solvers.cnn` and is re-exported here on first access.
+
+The CNN is built from TensorFlow ops and ``tf.Variable`` directly (no Keras layers, so the global
+Keras ``floatx`` is never touched). Weights are drawn with Keras initializers
 given explicit integer seeds derived from the model's ``seed`` (Keras initializers without a seed
 draw one from Python's ``random`` module and would not be reproducible).
 
@@ -30,22 +37,30 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from solvers.flat import ParameterSpec
 from solvers.primitives import sigmoid, sigmoid_shift
-from solvers.upsampling import bilinear_upsample
 
-__all__ = ["CNNConfig", "CNNModel", "ImageModel", "PixelModel", "UPSAMPLING_MODES",
-           "cnn_start_logits", "constrained_sigmoid"]
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+__all__ = ["CNNConfig", "CNNModel", "ImageModel", "PixelModel",  # noqa: F822 (CNNModel: lazy)
+           "NETWORK_DTYPES", "UPSAMPLING_MODES", "cnn_start_logits", "constrained_sigmoid"]
 
 UPSAMPLING_MODES = ("bilinear", "transpose")
-_NORMALIZATION_EPSILON = 1e-6
+NETWORK_DTYPES = ("float64", "float32")
+_IN_CNN_MODULE = ("CNNModel", "_global_normalization")  # TensorFlow code, in solvers.cnn
+
+
+def __getattr__(name: str):
+    if name in _IN_CNN_MODULE:
+        return getattr(importlib.import_module("solvers.cnn"), name)
+    raise AttributeError(f"module 'solvers.models' has no attribute {name!r}")
 
 
 @runtime_checkable
@@ -110,14 +125,25 @@ class PixelModel:
             raise ValueError(f"problem.volume_fraction must be in (0, 1]; got {volume_fraction}")
         self.problem = problem
         self.volume_constraint = bool(volume_constraint)
-        self._pixels = tf.Variable(
-            _initial_pixels(mask, volume_fraction, self.volume_constraint, initial_logits),
-            trainable=True, dtype=tf.float64, name="pixels")
+        self._start = _initial_pixels(mask, volume_fraction, self.volume_constraint,
+                                      initial_logits)
+        self._pixels = None  # the tf.Variable, made on first use of `variables` or `model()`
         self._specs = (ParameterSpec("pixels", (problem.height, problem.width), "pixels"),)
+
+    def pixel_values(self) -> np.ndarray:
+        """The current pixel values, float64 ``(height, width)`` (a copy); needs no TensorFlow
+        unless the variable exists already."""
+        if self._pixels is None:
+            return self._start.copy()
+        return np.asarray(self._pixels.numpy(), dtype=np.float64)
 
     @property
     def variables(self) -> list[tf.Variable]:
-        """``[pixels]``: one float64 variable of shape ``(height, width)``."""
+        """``[pixels]``: one float64 variable of shape ``(height, width)`` (imports TensorFlow)."""
+        if self._pixels is None:
+            import tensorflow as tf
+            self._pixels = tf.Variable(self._start, trainable=True, dtype=tf.float64,
+                                       name="pixels")
         return [self._pixels]
 
     @property
@@ -126,7 +152,8 @@ class PixelModel:
 
     def __call__(self) -> tf.Tensor:
         """The image z: float64 ``(height, width)``, the current pixel values."""
-        return tf.identity(self._pixels)
+        import tensorflow as tf
+        return tf.identity(self.variables[0])
 
 
 def _check_logits(logits: Any, shape: tuple[int, int]) -> np.ndarray:
@@ -215,6 +242,13 @@ class CNNConfig:
             normalization -> 'same' Conv2D -> offset; made twice differentiable here) or
             ``'transpose'`` (the thesis: tanh -> global normalization -> 'same' Conv2DTranspose with
             ``strides = resize`` -> offset).
+        dtype: ``'float64'`` (the default: exact second derivatives for the landscape analyses)
+            or ``'float32'`` (the paper's and the thesis's choice; TensorFlow's oneDNN float32
+            kernels). It is the dtype of the network's variables and of every op up to its output
+            logits; the physics is float64 whatever it is (see :mod:`solvers.objective` for the
+            boundary). The parameter layout does not depend on it: the same ``theta`` evaluates
+            with either network, e.g. a float32-trained run with
+            ``dataclasses.replace(config, dtype='float64')``.
     """
 
     latent_size: int = 128
@@ -226,6 +260,7 @@ class CNNConfig:
     latent_scale: float = 1.0
     dense_init_scale: float = 1.0
     upsampling: str = "bilinear"
+    dtype: str = "float64"
 
     def __post_init__(self):
         for name in ("resizes", "conv_filters", "kernel_size"):
@@ -264,6 +299,9 @@ class CNNConfig:
         if self.upsampling not in UPSAMPLING_MODES:
             raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}; "
                              f"got {self.upsampling!r}")
+        if self.dtype not in NETWORK_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(map(repr, NETWORK_DTYPES))} (the "
+                             f"network's floating-point type); got {self.dtype!r}")
 
     @property
     def total_resize(self) -> int:
@@ -271,145 +309,3 @@ class CNNConfig:
         return int(np.prod(self.resizes))
 
 
-def _global_normalization(x: tf.Tensor) -> tf.Tensor:
-    """``(x - mean) / sqrt(var + 1e-6)`` with mean and variance over ALL axes; no parameters.
-
-    Not ``tf.nn.moments``: it computes the variance around ``stop_gradient(mean)``, which leaves
-    the first derivative exact (d var / d mean = 0) but makes the second derivative wrong.
-    """
-    centered = x - tf.reduce_mean(x)
-    variance = tf.reduce_mean(tf.square(centered))
-    return centered * tf.math.rsqrt(variance + _NORMALIZATION_EPSILON)
-
-
-class CNNModel:
-    """The CNN reparameterization of Hoyer et al. (2019), float64 and twice differentiable.
-
-    Layers (``H, W`` the problem's height and width, ``r = config.total_resize``)::
-
-        latent (latent_size,)  ~ N(0, latent_scale**2), trainable
-        dense: (1, latent_size) @ kernel + bias -> (1, (H/r)(W/r) dense_channels), no activation
-        reshape -> (1, H/r, W/r, dense_channels)
-        for each block (resize, filters):
-            bilinear:  tanh -> bilinear upsample x resize -> global normalization
-                       -> Conv2D(filters, kernel_size, 'same') (+ bias)
-            transpose: tanh -> global normalization
-                       -> Conv2DTranspose(filters, kernel_size, strides=resize, 'same') (+ bias)
-            -> + offset_scale * offset   (offset: (1, h, w, filters), zero-initialized)
-        squeeze -> z (H, W)
-
-    Initialization: dense kernel orthogonal with gain ``dense_init_scale*sqrt(max(units /
-    latent_size, 1))``; conv kernels VarianceScaling(scale=1, fan_in, truncated normal) as Keras
-    computes the fans of the kernel's Keras shape; all biases and offsets zero. Every
-    initializer gets its own seed derived from ``seed`` with ``numpy.random.SeedSequence``.
-
-    The volume constraint always applies (``volume_constraint`` is ``True``): the output are logits.
-
-    Variable order (``variables`` and ``parameter_specs``): ``dense/kernel``, ``dense/bias``, then
-    per block ``i``: ``conv_i/kernel`` (or ``conv_transpose_i/kernel``), ``conv_i/bias`` (or
-    ``conv_transpose_i/bias``), ``offset_i`` (when ``offset_scale != 0``); ``latent`` last.
-
-    Args:
-        problem: the problem (``width``, ``height``, ``mask``, ``volume_fraction`` are read);
-            width and height must be multiples of ``config.total_resize``.
-        seed: non-negative integer; the same seed gives bitwise-identical variables.
-        config: the architecture.
-
-    Raises:
-        ValueError: the problem's size is not divisible by ``config.total_resize``, or a bad seed.
-    """
-
-    volume_constraint = True
-
-    def __init__(self, problem: Any, *, seed: int, config: CNNConfig = CNNConfig()):
-        _problem_mask(problem)
-        if not isinstance(config, CNNConfig):
-            raise TypeError(f"config must be a CNNConfig; got {type(config).__name__}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-        total = config.total_resize
-        if problem.height % total or problem.width % total:
-            raise ValueError(
-                f"problem size height x width = {problem.height} x {problem.width} must be "
-                f"divisible by the product of resizes {config.resizes} = {total}; choose a size "
-                f"that is a multiple of {total} or other resizes")
-        self.problem = problem
-        self.seed = int(seed)
-        self.config = config
-        seeds = iter(np.random.SeedSequence(self.seed).generate_state(2 + len(config.resizes)))
-
-        def next_seed() -> int:
-            return int(next(seeds) & 0x7FFFFFFF)
-
-        height, width = problem.height // total, problem.width // total
-        channels = config.dense_channels
-        units = height * width * channels
-        gain = config.dense_init_scale * math.sqrt(max(units / config.latent_size, 1.0))
-        self._specs: list[ParameterSpec] = []
-        self._variables: list[tf.Variable] = []
-        self._initial_shape = (1, height, width, channels)
-        dense_initializer = keras.initializers.Orthogonal(gain=gain, seed=next_seed())
-        self._dense_kernel = self._add("dense/kernel", "dense_kernel", dense_initializer(
-            (config.latent_size, units), dtype="float64"))
-        self._dense_bias = self._add("dense/bias", "bias", tf.zeros((units,), tf.float64))
-        self._blocks = []
-        prefix = "conv" if config.upsampling == "bilinear" else "conv_transpose"
-        for index, (resize, filters) in enumerate(zip(config.resizes, config.conv_filters)):
-            height, width = height * resize, width * resize
-            kernel_shape = (*config.kernel_size, channels, filters)
-            if config.upsampling == "transpose":  # Keras Conv2DTranspose layout (kh, kw, out, in)
-                kernel_shape = (*config.kernel_size, filters, channels)
-            initializer = keras.initializers.VarianceScaling(
-                scale=1.0, mode="fan_in", distribution="truncated_normal", seed=next_seed())
-            kind = "conv_kernel" if config.upsampling == "bilinear" else "conv_transpose_kernel"
-            kernel = self._add(f"{prefix}_{index}/kernel", kind,
-                               initializer(kernel_shape, dtype="float64"))
-            bias = self._add(f"{prefix}_{index}/bias", "bias", tf.zeros((filters,), tf.float64))
-            offset = None
-            if config.offset_scale != 0:
-                offset = self._add(f"offset_{index}", "offset",
-                                   tf.zeros((1, height, width, filters), tf.float64))
-            self._blocks.append((resize, kernel, bias, offset, (1, height, width, filters)))
-            channels = filters
-        self._latent = self._add("latent", "latent", keras.initializers.RandomNormal(
-            stddev=config.latent_scale, seed=next_seed())((config.latent_size,), dtype="float64"))
-        self._specs = tuple(self._specs)
-
-    def _add(self, name: str, kind: str, initial_value: Any) -> tf.Variable:
-        variable = tf.Variable(tf.cast(initial_value, tf.float64), trainable=True,
-                               dtype=tf.float64, name=name.replace("/", "_"))
-        self._variables.append(variable)
-        self._specs.append(ParameterSpec(name, tuple(variable.shape), kind))
-        return variable
-
-    @property
-    def variables(self) -> list[tf.Variable]:
-        """The trainable float64 variables, in ``parameter_specs`` order."""
-        return list(self._variables)
-
-    @property
-    def parameter_specs(self) -> tuple[ParameterSpec, ...]:
-        return self._specs
-
-    @property
-    def num_parameters(self) -> int:
-        """Total number of trainable scalars (567,553 for the paper's defaults at 32 x 64)."""
-        return sum(spec.size for spec in self._specs)
-
-    def __call__(self) -> tf.Tensor:
-        """The image z: float64 ``(height, width)`` logits from the current variables."""
-        net = tf.matmul(self._latent[tf.newaxis, :], self._dense_kernel) + self._dense_bias
-        net = tf.reshape(net, self._initial_shape)
-        for resize, kernel, bias, offset, out_shape in self._blocks:
-            net = tf.tanh(net)
-            if self.config.upsampling == "bilinear":
-                net = _global_normalization(bilinear_upsample(net, resize))
-                net = tf.nn.conv2d(net, kernel, strides=1, padding="SAME")
-            else:
-                net = _global_normalization(net)
-                net = tf.nn.conv2d_transpose(net, kernel, output_shape=out_shape,
-                                             strides=resize, padding="SAME")
-            net = net + bias
-            if offset is not None:
-                net = net + self.config.offset_scale * offset
-        return net[0, :, :, 0]

@@ -4,13 +4,30 @@
 each raveled in C order, float64. The loss is the compliance of the physics
 (:class:`solvers.physics.Compliance`) of the model's image.
 
-* Pixel models are evaluated without TensorFlow: the image is ``theta`` reshaped to ``(H, W)`` and
-  autograd differentiates the physics directly (gradients and reverse-over-reverse
-  Hessian-vector products).
+* Pixel models are evaluated without TensorFlow (which is then never imported): the image is
+  ``theta`` reshaped to ``(H, W)`` and autograd differentiates the physics directly (gradients
+  and reverse-over-reverse Hessian-vector products).
 * The CNN goes through TensorFlow: ``theta`` is assigned to the model's variables, the image is
   computed under ``tf.GradientTape`` and handed to the physics through
   :class:`solvers.bridge.AutogradBridge`; Hessian-vector products use nested tapes
   (reverse over reverse), exact for the whole graph.
+
+The float32 network (``CNNConfig(dtype='float32')``) and the float64 physics meet here, in the
+objective, not in the model:
+
+* ``theta`` stays float64 for the optimizer; it is rounded to the network's dtype when assigned to
+  the variables (as the paper's code does), so two ``theta`` that differ below float32 resolution
+  give the same network.
+* The network runs in its dtype up to the logits ``z``; ``z`` is cast to float64
+  (``tf.cast``, differentiable) before the :class:`~solvers.bridge.AutogradBridge`, so the volume
+  constraint, filter, SIMP and FE solve are float64. ``dL/dz`` comes back float64 and is cast to
+  float32 by the cast's gradient; the variables' gradients are float32 and returned as float64.
+  Values and gradients of a float32 network therefore carry float32 rounding of the network
+  (relative ~1e-6 to 1e-5 on the loss), not of the physics.
+* Hessian-vector products of a float32 network are supported at float32 accuracy (the same nested
+  tapes through the cast; the physics' ``H_z v`` is float64); exact second derivatives need the
+  float64 network, which takes the same ``theta`` (same parameter layout): build it with
+  ``dataclasses.replace(config, dtype='float64')`` and the same seed.
 
 An objective mutates its model's variables: it is not thread-safe, and one model should back one
 objective at a time.
@@ -21,6 +38,7 @@ import autograd
 import numpy as np
 
 from .flat import ParameterSpec, flatten, unflatten
+from .models import PixelModel
 from .physics import Compliance
 
 __all__ = ["ModelObjective", "as_objective"]
@@ -55,8 +73,11 @@ class ModelObjective:
             self.problem, penal=penal, filter_radius=filter_radius, root_tolerance=root_tolerance)
         self.parameter_specs: tuple[ParameterSpec, ...] = tuple(model.parameter_specs)
         self.size = sum(spec.size for spec in self.parameter_specs)
-        self._initial = np.concatenate([np.asarray(v.numpy(), dtype=np.float64).ravel()
-                                        for v in model.variables])
+        if isinstance(model, PixelModel):  # without TensorFlow (see solvers.models)
+            self._initial = model.pixel_values().ravel()
+        else:
+            self._initial = np.concatenate([np.asarray(v.numpy(), dtype=np.float64).ravel()
+                                            for v in model.variables])
         self._shape = (self.problem.height, self.problem.width)
         loss = self._loss_of_image
         self._image_value_and_grad = autograd.value_and_grad(loss)
@@ -87,14 +108,14 @@ class ModelObjective:
 
     def _assign(self, theta: np.ndarray) -> None:
         tensors = unflatten(self.parameter_specs, theta).values()
-        for variable, value in zip(self.model.variables, tensors):
-            variable.assign(value.reshape(variable.shape))
+        for variable, value in zip(self.model.variables, tensors):  # rounded to its dtype
+            variable.assign(value.reshape(variable.shape).astype(variable.dtype.as_numpy_dtype))
 
     def _image(self, theta: np.ndarray) -> np.ndarray:
         if self.model_kind == "pixel":
             return theta.reshape(self._shape)
         self._assign(theta)
-        image = self._tf_functions()["image"]()
+        image = self._tf_functions()["image"]()  # in the network's dtype
         return np.asarray(image.numpy(), dtype=np.float64).reshape(self._shape)
 
     def _tf_functions(self) -> dict:
@@ -106,16 +127,19 @@ class ModelObjective:
             bridge = AutogradBridge(self._loss_of_image)
             model, variables = self.model, self.model.variables
 
+            def physics_image():  # the float64 boundary (see the module docstring)
+                return tf.cast(model(), tf.float64)
+
             def value_and_grad():
                 with tf.GradientTape() as tape:
-                    image = model()
+                    image = physics_image()
                 value, image_gradient = bridge.value_and_grad(image)
                 return value, tape.gradient(image, variables, output_gradients=image_gradient)
 
             def hvp(directions):
                 with tf.GradientTape() as outer:
                     with tf.GradientTape() as inner:
-                        image = model()
+                        image = physics_image()
                     image_gradient = bridge.gradient(image)
                     gradients = inner.gradient(image, variables, output_gradients=image_gradient)
                     projection = tf.add_n([tf.reduce_sum(g * d) for g, d in
@@ -160,14 +184,16 @@ class ModelObjective:
         return float(value.numpy()), self._flat_tensors(gradients)
 
     def hvp(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Exact Hessian-vector product ``H(theta) v`` of the whole graph, ``(size,)``."""
+        """Hessian-vector product ``H(theta) v`` of the whole graph, float64 ``(size,)``: exact for
+        pixels and the float64 CNN, at float32 accuracy for the float32 CNN."""
         theta = self._check_theta(theta)
         v = self._check_theta(v, "v")
         if self.model_kind == "pixel":
             product, _ = self._image_hvp(theta.reshape(self._shape))
             return np.asarray(product(v.reshape(self._shape)), dtype=np.float64).ravel()
         self._assign(theta)
-        directions = [value.reshape(variable.shape) for value, variable in
+        directions = [value.reshape(variable.shape).astype(variable.dtype.as_numpy_dtype)
+                      for value, variable in
                       zip(unflatten(self.parameter_specs, v).values(), self.model.variables)]
         return self._flat_tensors(self._tf_functions()["hvp"](directions))
 

@@ -8,6 +8,9 @@ products:
 * :func:`solve_free`: ``u = K(E)^{-1} f`` on the free dofs. VJPs: ``g -> K^{-1} g`` for ``f`` and
   ``g -> -(lambda_e^T KE u_e)_e`` with ``lambda = K^{-1} g`` for the element moduli ``E``
   (the adjoint method; the factorization of ``K(E)`` is cached and reused).
+* :func:`sigmoid` and :func:`sigmoid_slope`: the logistic function and its derivative, each with
+  its own VJP (``s' = s(1 - s)``, ``s'' = s'(1 - 2s)``) that never overflows, unlike autograd's
+  derivative of ``tanh`` (``1 / cosh**2``, ``cosh`` overflowing beyond ``|t| ~ 710``).
 * :func:`sigmoid_shift`: the scalar ``b(z)`` with ``mean(sigmoid(z + b)) = v``, found by bisection;
   its VJP comes from the implicit function theorem,
   ``db/dz_i = -sigmoid'(z_i + b) / sum_j sigmoid'(z_j + b)``, not from the bisection.
@@ -22,7 +25,7 @@ from autograd.extend import defvjp, primitive
 from .fem import StiffnessSystem
 
 __all__ = ["LinearOperatorPair", "linear_map", "solve_free", "element_energy", "sigmoid",
-           "logit", "sigmoid_shift"]
+           "sigmoid_slope", "logit", "sigmoid_shift"]
 
 
 class LinearOperatorPair:
@@ -109,9 +112,32 @@ def _solve_vjp_rhs(u, moduli, rhs, system):
 defvjp(solve_free, _solve_vjp_moduli, _solve_vjp_rhs, None)
 
 
+@primitive
 def sigmoid(t):
-    """Logistic function written as ``0.5 tanh(t / 2) + 0.5`` (no overflow for large |t|)."""
-    return 0.5 * anp.tanh(0.5 * t) + 0.5
+    """Logistic function ``1 / (1 + exp(-t))``, elementwise, as ``0.5 tanh(t / 2) + 0.5``.
+
+    A primitive with its own VJP ``g * sigmoid_slope(t)``: autograd's derivative of ``tanh`` is
+    ``g / cosh(t)**2``, whose ``cosh`` overflows (a RuntimeWarning, and ``inf`` intermediates) for
+    ``|t| > ~710``; :func:`sigmoid_slope` never overflows.
+    """
+    return 0.5 * np.tanh(0.5 * t) + 0.5
+
+
+@primitive
+def sigmoid_slope(t):
+    """Derivative of :func:`sigmoid`, ``s(t)(1 - s(t))``, elementwise, without overflow.
+
+    Written as ``e / (1 + e)**2`` with ``e = exp(-|t|)`` in (0, 1] (the expression is even in
+    ``t``), so no intermediate exceeds 4 for any float64 ``t``; it underflows to 0 smoothly for
+    ``|t| > ~745``. Its own VJP is ``g * sigmoid_slope(t) * (1 - 2 sigmoid(t))`` (``s'' = s'(1 -
+    2s)``), written with the two primitives, so every order of derivative exists.
+    """
+    decay = np.exp(-np.abs(t))
+    return decay / (1.0 + decay) ** 2
+
+
+defvjp(sigmoid, lambda ans, t: lambda g: g * sigmoid_slope(t))
+defvjp(sigmoid_slope, lambda ans, t: lambda g: g * sigmoid_slope(t) * (1.0 - 2.0 * sigmoid(t)))
 
 
 def logit(p: float) -> float:
@@ -149,14 +175,9 @@ def sigmoid_shift(z: np.ndarray, volume_fraction: float, tolerance: float = 1e-1
 
 def _sigmoid_shift_vjp(b, z, volume_fraction, tolerance=1e-12):
     def vjp(g):
-        slope = _sigmoid_slope(z + b)
+        slope = sigmoid_slope(z + b)
         return -g * slope / anp.sum(slope)
     return vjp
-
-
-def _sigmoid_slope(t):
-    """Derivative of :func:`sigmoid`: ``0.25 (1 - tanh(t/2)^2)``, differentiable again."""
-    return 0.25 * (1.0 - anp.tanh(0.5 * t) ** 2)
 
 
 defvjp(sigmoid_shift, _sigmoid_shift_vjp, None, None)

@@ -6,7 +6,10 @@ from one design to the next. :class:`SymmetricSolver` therefore does the symboli
 
 Backends:
     * ``"cholmod"``: CHOLMOD's supernodal Cholesky (Chen, Davis, Hager & Rajamanickam 2008) as
-      bundled in the ``cvxopt`` wheel. CHOLMOD reads the LOWER triangle only.
+      bundled in the ``cvxopt`` wheel. CHOLMOD reads the LOWER triangle only. Its fill-reducing
+      ordering is METIS nested dissection (:mod:`solvers.ordering`) or CHOLMOD's AMD, by default
+      whichever gives the cheaper factor for the pattern (nested dissection needs 2-46 % fewer
+      flops on the paper's tasks at 32x64-256x256, AMD 7-11 % fewer on MBB-beam meshes).
     * ``"superlu"``: SciPy's SuperLU with the MMD_AT_PLUS_A ordering, used only when cvxopt is
       missing (it is several times slower; a warning says so once per process).
 
@@ -21,6 +24,8 @@ import warnings
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
+
+from .ordering import ORDERINGS, nested_dissection
 
 __all__ = ["SymmetricSolver", "SingularMatrixError", "available_backends"]
 
@@ -49,9 +54,17 @@ class SymmetricSolver:
         indptr: int ``(n + 1,)`` CSC column pointers of the lower triangle.
         indices: int ``(nnz,)`` row indices, sorted within each column, all >= the column.
         backend: ``"cholmod"``, ``"superlu"`` or None for the fastest available.
+        ordering: fill-reducing ordering of the CHOLMOD backend: ``"metis"`` (nested dissection
+            of the pattern's nodes, :func:`solvers.ordering.nested_dissection`), ``"amd"``
+            (CHOLMOD's), or ``"best"``: at the first factorization both are analysed and
+            factored once, and the one whose factor needs fewer flops (sum of squared column
+            counts of L, a function of the pattern only, so the choice is deterministic) is kept;
+            None: ``"best"`` for CHOLMOD. SuperLU always uses its MMD_AT_PLUS_A ordering (None
+            only).
     """
 
-    def __init__(self, indptr: np.ndarray, indices: np.ndarray, backend: str | None = None):
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, backend: str | None = None,
+                 ordering: str | None = None):
         self.indptr = np.asarray(indptr, dtype=np.int64)
         self.indices = np.asarray(indices, dtype=np.int64)
         self.n = self.indptr.size - 1
@@ -69,11 +82,20 @@ class SymmetricSolver:
         elif backend not in backends:
             raise ValueError(f"backend {backend!r} is not available here (have {backends})")
         self.backend = backend
+        if ordering is not None and ordering not in (*ORDERINGS, "best"):
+            raise ValueError(f"ordering must be one of {(*ORDERINGS, 'best')} or None; got "
+                             f"{ordering!r}")
+        if backend == "superlu" and ordering is not None:
+            raise ValueError(f"ordering={ordering!r} applies to the CHOLMOD backend only; SuperLU "
+                             "orders with MMD_AT_PLUS_A (pass ordering=None)")
+        self.ordering = "best" if ordering is None and backend == "cholmod" else ordering
         self._columns = np.repeat(np.arange(self.n), np.diff(self.indptr))
         self._cached_data: np.ndarray | None = None
         self._solve = None
         self._symbolic = None
         self._cvx_matrix = None
+        self._permutation: np.ndarray | None = None
+        self._chosen_ordering: str | None = None
         self.num_factorizations = 0
 
     # -- factorization -------------------------------------------------------------------
@@ -94,7 +116,7 @@ class SymmetricSolver:
         else:
             self._cvx_matrix.V = cvxopt.matrix(data)
         if self._symbolic is None:
-            self._symbolic = cvxopt.cholmod.symbolic(self._cvx_matrix, uplo="L")
+            self._symbolic = self._analyze_cholmod()
         factor = self._symbolic
         try:
             cvxopt.cholmod.numeric(self._cvx_matrix, factor)
@@ -111,6 +133,53 @@ class SymmetricSolver:
             return np.array(b).reshape(np.shape(rhs), order="F")
 
         return solve
+
+    def _analyze_cholmod(self):
+        """CHOLMOD's symbolic factorization with :attr:`ordering`."""
+        import cvxopt
+        import cvxopt.cholmod
+
+        if self.ordering == "best":
+            if self._chosen_ordering is None:
+                costs = {}
+                for ordering in ("metis", "amd"):
+                    factor = self._analyze_cholmod_with(ordering)
+                    try:
+                        cvxopt.cholmod.numeric(self._cvx_matrix, factor)
+                    except ArithmeticError as error:
+                        raise SingularMatrixError(
+                            "the matrix is not positive definite (CHOLMOD failed at a pivot): "
+                            f"{error}") from None
+                    costs[ordering] = _factor_flops(factor)
+                self._chosen_ordering = min(costs, key=costs.get)  # ties: metis
+            return self._analyze_cholmod_with(self._chosen_ordering)
+        return self._analyze_cholmod_with(self.ordering)
+
+    @property
+    def chosen_ordering(self) -> str | None:
+        """The ordering in use: :attr:`ordering`, or for ``"best"`` the one it chose (None until
+        the first factorization)."""
+        return self._chosen_ordering if self.ordering == "best" else self.ordering
+
+    def _analyze_cholmod_with(self, ordering: str):
+        import cvxopt
+        import cvxopt.cholmod
+
+        if ordering == "amd":
+            return cvxopt.cholmod.symbolic(self._cvx_matrix, uplo="L")
+        if self._permutation is None:
+            self._permutation = nested_dissection(self.indptr, self.indices)
+        options = cvxopt.cholmod.options  # module-wide: set for this call only
+        previous = options.get("nmethods")
+        options["nmethods"] = 1  # use the given permutation, not the best of it and AMD
+        try:
+            return cvxopt.cholmod.symbolic(
+                self._cvx_matrix, p=cvxopt.matrix(self._permutation.tolist(), tc="i"), uplo="L")
+        finally:
+            if previous is None:
+                del options["nmethods"]
+            else:
+                options["nmethods"] = previous
 
     def _factorize_superlu(self, data: np.ndarray):
         lower = scipy.sparse.csc_matrix((data, self.indices, self.indptr), shape=(self.n, self.n))
@@ -154,3 +223,11 @@ class SymmetricSolver:
         """Forget the cached factorization (the symbolic analysis is kept)."""
         self._solve = None
         self._cached_data = None
+
+
+def _factor_flops(factor) -> float:
+    """Flops of a numeric CHOLMOD factor: sum over columns of L of the squared column count."""
+    import cvxopt.cholmod
+
+    counts = np.diff(np.asarray(cvxopt.cholmod.getfactor(factor).CCS[0]).ravel())
+    return float(counts.astype(np.float64) @ counts.astype(np.float64))

@@ -47,6 +47,7 @@ Example (a notebook)::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import sys
@@ -57,6 +58,7 @@ from typing import Any
 import numpy as np
 
 import landscape
+from solvers.optim.registry import REGISTRY
 from studies.analysis_kinds import (ANALYSES, DIRECTIONS, ON_PLANE_FRACTION, OPERATORS,
                                     Analysis, InterpolationKind, SpectrumKind, SurfaceKind,
                                     TrajectoryKind, analysis_for, analysis_for_command,
@@ -64,7 +66,6 @@ from studies.analysis_kinds import (ANALYSES, DIRECTIONS, ON_PLANE_FRACTION, OPE
 from studies.analysis_records import (AnalysisError, InterpolationAnalysis, Progress, Record,
                                       SpectrumAnalysis, SurfaceAnalysis, TrajectoryAnalysis,
                                       Where)
-from solvers.optim.registry import REGISTRY
 from studies.store import ResultsFile, StoredRun, write_analysis
 
 __all__ = [
@@ -78,6 +79,9 @@ __all__ = [
 
 _PAIR_METHODS = tuple(name for name, spec in REGISTRY.items() if spec.keeps_pairs)
 _INIT_RELATIVE_TOLERANCE = 1e-6
+# a float32-trained run's start evaluated by the float64 network: float32 rounding of the network
+# (tests/test_float32.py bounds it by 1e-5)
+_INIT_RELATIVE_TOLERANCE_FLOAT32 = 1e-5
 
 
 # -- progress --------------------------------------------------------------------------------------
@@ -161,20 +165,37 @@ class RunAnalyzer:
         run_id: its id.
     """
 
-    def __init__(self, path: str | os.PathLike, run_id: str | int, *, objective=None):
+    def __init__(self, path: str | os.PathLike, run_id: str | int, *, objective=None,
+                 network_dtype: str = "float64"):
+        if network_dtype not in ("float64", "stored"):
+            raise ValueError(f"network_dtype must be 'float64' or 'stored'; got {network_dtype!r}")
         self.path = Path(path)
         store = ResultsFile(self.path)
         self.run: StoredRun = store.read(run_id)
         self.run_id = self.run.run_id
         self._updated = self.run.provenance.updated
         self._objective = objective
+        config = self.run.config
+        self.trained_dtype = (str(config.model_options.get("dtype", "float64"))
+                              if config.model == "cnn" else "float64")
+        self._evaluation_config = config
+        self.evaluation_note: str | None = None
+        if self.trained_dtype == "float32" and network_dtype == "float64":
+            # float32-trained: evaluated by the float64 network at the stored parameters (the
+            # same layout), for exact second derivatives
+            self._evaluation_config = dataclasses.replace(
+                config, model_options={**config.model_options, "dtype": "float64"})
+            self.evaluation_note = (f"{self.run_id} was trained with the float32 network; "
+                                    "evaluated with the float64 network at its stored parameters")
 
     @property
     def objective(self):
-        """The run's :class:`solvers.flat.FlatObjective` (built on first use)."""
+        """The run's :class:`solvers.flat.FlatObjective` (built on first use): a float32-trained
+        CNN run gets the float64 network unless ``network_dtype='stored'``
+        (:attr:`evaluation_note` then says so)."""
         if self._objective is None:
             from studies.runner import build_objective
-            self._objective = build_objective(self.run.config)
+            self._objective = build_objective(self._evaluation_config)
         return self._objective
 
     # points
@@ -208,8 +229,12 @@ class RunAnalyzer:
                 return np.asarray(result.iterates[rows[0]], dtype=np.float64)
         if k == 0:
             start = np.asarray(self.objective.initial(), dtype=np.float64)
+            tolerance = _INIT_RELATIVE_TOLERANCE
+            if self.trained_dtype == "float32":  # the float32 run started at float32 values
+                start = start.astype(np.float32).astype(np.float64)
+                tolerance = _INIT_RELATIVE_TOLERANCE_FLOAT32
             loss, recorded = self.objective.value(start), float(result.loss_per_iterate[0])
-            if math.isclose(loss, recorded, rel_tol=_INIT_RELATIVE_TOLERANCE):
+            if math.isclose(loss, recorded, rel_tol=tolerance):
                 return start
             raise AnalysisError(
                 f"{self.run_id} did not store iterate 0, and the rebuilt starting point has loss "

@@ -5,7 +5,8 @@ Run with ``python -m studies.benchmark_optimizers [--steps N] [--problems NAME .
 
 Configurations (penalty 3, filter radius 2, as ``nrto optimize`` builds them):
 
-    cnn-lbfgs      the paper's CNN (``CNNConfig()``, seed 0), L-BFGS-B
+    cnn-lbfgs      the paper's CNN (``CNNConfig()``, seed 0, float64), L-BFGS-B
+    cnn32-lbfgs    the same CNN in float32 (``CNNConfig(dtype="float32")``), L-BFGS-B
     pixels-lbfgs   pixel logits through the volume-constrained sigmoid, L-BFGS-B
     pixels-mma     pixel densities, nlopt's MMA with the volume constraint
     pixels-oc      pixel densities, optimality criteria
@@ -36,6 +37,25 @@ CPU that difference of wall times is noisy, so the table also prints the time sp
 and ``write_run`` (+ the one-off design trace) relative to the bare time, and the time inside the
 objective in both runs (when it changes as much as the wall time, the CPU was busier, not the
 recording slower).
+
+Step-cost table (issue 7): per problem and configuration, seconds per step (the median accepted
+iteration), seconds per ``value_and_grad``, and the share of the step spent outside the
+objective (the optimizer's bookkeeping and the recorder: ``1 - objective time / run time``). For
+``lbfgs`` configurations, a "scipy / own" column compares the L-BFGS-B implementations on the same
+run (seconds per step of each) when ``solvers.optim.options.LbfgsOptions`` has an
+``implementation`` field; otherwise it prints "n/a" (see :func:`lbfgs_implementations`).
+
+Benchmark estimate: CPU-hours of one seed of the paper's 116-task benchmark (4 methods x 1000
+steps: cnn-lbfgs, pixels-lbfgs, pixels-mma, pixels-oc), from the measured seconds per budget unit
+(evaluation for L-BFGS, iteration otherwise; total run time / budget used). Each task is assigned
+the measured problem with the nearest number of elements (log scale), and the table shows how
+many tasks fall into each group. CPU-hours = wall hours x ``--threads`` (the threads this process
+uses, :func:`studies.threads.configure_threads`; 1 by default, as a study worker). Printed once
+with the float64 CNN and once with the float32 CNN, when both were measured.
+
+Defaults: the three problems of issue 7 (32x64, 128x128, 256x256). Smoke run:
+``python -m studies.benchmark_optimizers --problems michell_centered_both_32x64_0.12 --steps 5
+--no-overhead``.
 """
 from __future__ import annotations
 
@@ -51,13 +71,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-DEFAULT_PROBLEMS = ("michell_centered_both_32x64_0.12", "causeway_bridge_middle_128x128_0.1")
+DEFAULT_PROBLEMS = ("michell_centered_both_32x64_0.12", "causeway_bridge_middle_128x128_0.1",
+                    "crane_256x256_0.1")
 CONFIGS: dict[str, tuple[str, str]] = {
     "cnn-lbfgs": ("cnn", "lbfgs"),
+    "cnn32-lbfgs": ("cnn", "lbfgs"),
     "pixels-lbfgs": ("pixel", "lbfgs"),
     "pixels-mma": ("pixel", "mma"),
     "pixels-oc": ("pixel", "oc"),
 }
+CNN_DTYPES = {"cnn-lbfgs": "float64", "cnn32-lbfgs": "float32"}
+# the paper's benchmark: 4 methods x 1000 steps per task; the CNN in either dtype
+BENCHMARK_METHODS = ("cnn-lbfgs", "pixels-lbfgs", "pixels-mma", "pixels-oc")
+BENCHMARK_STEPS = 1000
 CHECKPOINT_EVERY = 50  # the default of `nrto optimize --checkpoint-every`
 TARGET_CNN_STEP = 0.25  # seconds, median L-BFGS iteration of the CNN at 128 x 128
 TARGET_OVERHEAD = 0.10  # recording and saving, relative to the optimization time
@@ -120,11 +146,12 @@ def _task(name: str):
                      f"`nrto problems`")
 
 
-def _objective(problem, model_kind: str, method: str):
-    from solvers import CNNModel, PixelModel, as_objective
+def _objective(problem, model_kind: str, method: str, dtype: str = "float64"):
+    from solvers import PixelModel, as_objective
 
     if model_kind == "cnn":
-        model = CNNModel(problem, seed=0)
+        from solvers import CNNConfig, CNNModel
+        model = CNNModel(problem, seed=0, config=CNNConfig(dtype=dtype))
     else:
         model = PixelModel(problem, volume_constraint=method not in ("mma", "oc"))
     return as_objective(model, penal=3.0, filter_radius=2.0)
@@ -134,10 +161,41 @@ def _run_config(task, config: str, method: str, steps: int, record) -> Any:
     from studies.store import RunConfig
 
     model_kind = CONFIGS[config][0]
+    model_options = {"dtype": CNN_DTYPES[config]} if config in CNN_DTYPES else {}
     return RunConfig(problem=task.name, family=task.family, width=task.width,
                      height=task.height, volume_fraction=task.volume_fraction, model=model_kind,
                      optimizer=method, steps=steps, seed=0, penal=3.0, filter_radius=2.0,
-                     problem_params=dict(task.params), record=record)
+                     model_options=model_options, problem_params=dict(task.params),
+                     record=record)
+
+
+def lbfgs_implementations() -> tuple[str, ...] | None:
+    """``("scipy", "own")`` when ``LbfgsOptions`` has an ``implementation`` field, else None.
+
+    HOOK (issue 7 item 1): the L-BFGS of our own is selected with
+    ``optimize(..., "lbfgs", implementation="scipy" | "own")``. Until that option exists the
+    comparison column prints "n/a". A feature probe on the options dataclass, not an import
+    fallback.
+    """
+    from solvers.optim.options import LbfgsOptions
+
+    names = {field.name for field in dataclasses.fields(LbfgsOptions)}
+    return ("scipy", "own") if "implementation" in names else None
+
+
+def _implementation_steps(objective, steps: int) -> dict[str, float]:
+    """Median seconds per accepted iteration of each L-BFGS implementation on the same run."""
+    from solvers import RecordOptions, optimize
+
+    medians = {}
+    for implementation in lbfgs_implementations() or ():
+        stamps: list[float] = []
+        start = time.perf_counter()
+        optimize(objective, "lbfgs", steps=steps, seed=0, implementation=implementation,
+                 record=RecordOptions(iterates_every=0, designs_at=(), pairs=False),
+                 callback=lambda info: stamps.append(time.perf_counter()))
+        medians[implementation] = float(np.median(np.diff(np.array([start, *stamps]))))
+    return medians
 
 
 def _bare_run(objective, method: str, steps: int) -> Timing:
@@ -207,6 +265,17 @@ class Benchmark:
     design_trace_seconds: float
     bare: tuple[Timing, ...]
     recorded: dict[str, Timing]
+    implementations: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def per_evaluation(self) -> float:
+        """Mean seconds per ``value_and_grad`` inside the bare runs."""
+        return float(np.mean([t.objective_seconds / max(t.evaluations, 1) for t in self.bare]))
+
+    @property
+    def outside_share(self) -> float:
+        """Share of the bare runs' time spent outside ``value_and_grad``."""
+        return float(np.mean([1 - t.objective_seconds / t.seconds for t in self.bare]))
 
     @property
     def bare_seconds(self) -> float:
@@ -230,7 +299,7 @@ def benchmark(name: str, config: str, steps: int, overhead: bool, folder: Path) 
     task = _task(name)
     problem = task.build()
     model_kind, method = CONFIGS[config]
-    objective = _objective(problem, model_kind, method)
+    objective = _objective(problem, model_kind, method, CNN_DTYPES.get(config, "float64"))
     objective.value_and_grad(objective.initial())  # warm-up: graph tracing, caches
     start = time.perf_counter()
     objective.design(objective.initial())
@@ -250,7 +319,46 @@ def benchmark(name: str, config: str, steps: int, overhead: bool, folder: Path) 
         if not np.array_equal(timing.losses, bare[0].losses):
             raise RuntimeError(f"{name} {config}: the {label} run's loss history differs from "
                                f"the first bare run's; the timings are not comparable")
-    return Benchmark(objective.size, design_trace, tuple(bare), recorded)
+    implementations = _implementation_steps(objective, steps) if method == "lbfgs" else {}
+    return Benchmark(objective.size, design_trace, tuple(bare), recorded, implementations)
+
+
+def _nearest(elements: int, measured: dict[str, int]) -> str:
+    return min(measured, key=lambda name: abs(np.log(elements / measured[name])))
+
+
+def benchmark_estimate(results: dict[tuple[str, str], Benchmark],
+                       threads: int) -> dict[str, tuple[float | None, dict[str, int]]]:
+    """CPU-hours of one seed of the 116-task benchmark (see the module docstring).
+
+    Returns:
+        CNN configuration -> (CPU-hours, or None when a method was not measured on a problem;
+        measured problem -> number of tasks assigned to it).
+    """
+    from solvers.problems import TASKS
+
+    problems = sorted({name for name, _ in results})
+    measured = {name: _task(name).width * _task(name).height for name in problems}
+    groups: dict[str, int] = {name: 0 for name in problems}
+    assignment = [_nearest(task.width * task.height, measured) for task in TASKS]
+    for name in assignment:
+        groups[name] += 1
+    estimates = {}
+    for cnn in CNN_DTYPES:
+        methods = [cnn, *BENCHMARK_METHODS[1:]]
+        seconds = 0.0
+        for name in assignment:
+            for method in methods:
+                if (name, method) not in results:
+                    seconds = float("nan")
+                    break
+                result = results[name, method]
+                first = result.bare[0]  # budget unit: evaluations for L-BFGS, else iterations
+                used = first.evaluations if CONFIGS[method][1] == "lbfgs" else first.iterations
+                seconds += result.bare_seconds / max(used, 1) * BENCHMARK_STEPS
+        hours = seconds * threads / 3600
+        estimates[cnn] = (None if np.isnan(hours) else hours, groups)
+    return estimates
 
 
 def _table(rows: list[list[str]], header: list[str]) -> None:
@@ -269,13 +377,23 @@ def main(argv=None) -> None:
                         metavar="CONFIG", help=f"any of {', '.join(CONFIGS)}")
     parser.add_argument("--no-overhead", action="store_true",
                         help="skip the recorded runs (recording and saving overhead)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads of TensorFlow and the BLAS in this process (default 1, "
+                             "as a study worker); CPU-hours count them")
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error(f"--steps must be >= 1; got {args.steps}")
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1; got {args.threads}")
     for name in args.problems:
         _task(name)  # fail before any run for an unknown name
-    print(f"--steps {args.steps}; CPU threads available: {os.cpu_count()}")
+    from studies.threads import configure_threads
+
+    configure_threads(args.threads)
+    print(f"--steps {args.steps}; threads {args.threads}; CPU threads available: "
+          f"{os.cpu_count()}")
     rows, overhead_rows, cnn_steps = [], [], {}
+    step_rows, results = [], {}
     with tempfile.TemporaryDirectory(prefix="nrto-benchmark-") as folder:
         for name in args.problems:
             for config in args.configs:
@@ -292,6 +410,16 @@ def main(argv=None) -> None:
                     f"{first.best_loss:.6g}"])
                 if config == "cnn-lbfgs":
                     cnn_steps[name] = result.median_iteration
+                results[name, config] = result
+                compare = "n/a"
+                if result.implementations:
+                    compare = " / ".join(f"{result.implementations[k]:.4f}"
+                                         for k in ("scipy", "own"))
+                elif CONFIGS[config][1] != "lbfgs":
+                    compare = "-"
+                step_rows.append([name, config, f"{result.median_iteration:.4f}",
+                                  f"{result.per_evaluation:.4f}",
+                                  f"{result.outside_share:.0%}", compare])
                 for label, timing in result.recorded.items():
                     before, after = result.neighbours(label)
                     base = (before.seconds + after.seconds) / 2
@@ -320,6 +448,20 @@ def main(argv=None) -> None:
         if "128x128" in name:
             print(f"  target: cnn-lbfgs median iteration at 128x128 <= {TARGET_CNN_STEP} s: "
                   f"{name} {seconds:.3f} s")
+    print("\nStep cost (bare runs); seconds:")
+    _table(step_rows, ["problem", "config", "per step", "per value_and_grad",
+                       "outside objective", "scipy / own per step"])
+    print("  targets: outside objective <= 15 % for the CNN; cnn32-lbfgs per step <= 0.05 / "
+          "0.21 / 0.62 s at 32x64 / 128x128 / 256x256; pixels-oc <= 0.25 s at 256x256")
+    print(f"\nOne seed of the 116-task benchmark ({len(BENCHMARK_METHODS)} methods x "
+          f"{BENCHMARK_STEPS} steps), estimated from the per-step times above "
+          f"(x {args.threads} thread(s)):")
+    for cnn, (hours, groups) in benchmark_estimate(results, args.threads).items():
+        grouping = ", ".join(f"{count} tasks ~ {name}" for name, count in groups.items())
+        figure = "n/a (measure cnn, pixels-lbfgs, pixels-mma and pixels-oc)" if hours is None \
+            else f"{hours:.1f} CPU-hours"
+        print(f"  with {cnn} ({CNN_DTYPES[cnn]}): {figure}   [{grouping}]")
+    print("  target: <= 20 CPU-hours (the published code: about 267)")
 
 if __name__ == "__main__":
     main()

@@ -584,6 +584,8 @@ def _command_analysis(args) -> int:
         analyzer = analysis.RunAnalyzer(args.file, args.run)
         kind = analysis.analysis_for_command(args.command)
         options = {name: getattr(args, name) for name in kind.command_options}
+        if analyzer.evaluation_note and args.command != "trajectory":  # trajectory: stored data
+            print(f"nrto {args.command}: {analyzer.evaluation_note}", file=sys.stderr)
         with analysis.progress_bar(f"{analyzer.run_id} {args.command}",
                                    enabled=not args.no_progress) as progress:
             record = analyzer.analyse(kind.kind, progress=progress, **options)
@@ -629,6 +631,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from studies.outputs import OutputError
     from studies.runner import interrupt_on_sigterm
     from studies.store import StoreError
+    from studies.threads import configure_threads
+
+    configure_threads()  # one run may use every core; TensorFlow's start-up lines are dropped
 
     previous_handler = signal.getsignal(signal.SIGTERM)
     interrupt_on_sigterm()

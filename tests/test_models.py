@@ -372,6 +372,8 @@ def test_pixel_model():
     (dict(dense_init_scale=float("nan")), "dense_init_scale"),
     (dict(offset_scale=-10), "offset_scale"),
     (dict(upsampling="nearest"), "upsampling must be one of"),
+    (dict(dtype="float16"), "dtype must be one of 'float64', 'float32'"),
+    (dict(dtype="half"), "dtype must be one of 'float64', 'float32'"),
 ])
 def test_bad_config_raises(kwargs, message):
     with pytest.raises(ValueError, match=message):
