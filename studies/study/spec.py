@@ -632,9 +632,9 @@ def group_axes(cell: Cell) -> dict[str, Any]:
 
 
 def _default_curve(optimizer: str) -> str:
-    from solvers.optimizers import EVALUATION_BUDGET_METHODS
+    from solvers.optim.registry import method_spec
 
-    return "evaluation" if optimizer in EVALUATION_BUDGET_METHODS else "iterate"
+    return "evaluation" if method_spec(optimizer).budget_unit == "evaluations" else "iterate"
 
 
 def expand(study: Study, tuned: Mapping[tuple, float] | None = None) -> tuple[Cell, ...]:
