@@ -6,7 +6,7 @@ Commands::
                    [--shard I/N] [--force] [--no-progress]
     nrto study tune SPEC [--out DIR] [executor options] [--shard I/N] [--force] [--max-trials K]
     nrto study status DIR [--json]
-    nrto study report DIR
+    nrto study report DIR [--per-seed]
 
 ``run`` first runs the tuning stage when the spec has one, then the evaluation cells; rerunning
 it continues where it stopped. ``--out`` defaults to ``results/studies/<name>``. Exit status: 0
@@ -79,6 +79,8 @@ def add_study_commands(subparsers, commands: dict | None = None) -> argparse.Arg
     status.add_argument("--json", action="store_true", help="print JSON")
     report = sub.add_parser("report", help="write REPORT.md, tables (CSV) and figures")
     report.add_argument("dir", help="the study's results folder")
+    report.add_argument("--per-seed", action="store_true",
+                        help="also draw the raw loss curve of every seed")
     if commands is not None:
         commands["study"] = study_command
     return study
@@ -177,7 +179,7 @@ def _command_status(args) -> int:
 def _command_report(args) -> int:
     from .report import write_report
 
-    path = write_report(args.dir)
+    path = write_report(args.dir, per_seed=args.per_seed)
     print(path)
     return EXIT_OK
 
