@@ -116,6 +116,7 @@ def _command_run(args) -> int:
     from .tune import tune_study, tuned_values
 
     study, folder, shard, executor = _prepare(args)
+    finished = False
     try:
         tuned = None
         if study.tune is not None:
@@ -123,8 +124,9 @@ def _command_run(args) -> int:
             tuned = tuned_values(study, folder)
         outcome = run_study(study, folder, executor, shard=shard, tuned=tuned,
                             progress=not args.no_progress)
+        finished = True
     finally:
-        executor.close()
+        executor.close(wait=finished)
     done = len(outcome.cells) - len(outcome.errors)
     print(f"study {study.name}: {done} of {len(outcome.cells)} cells done "
           f"({outcome.skipped} already), {len(outcome.failed)} failed runs, "
@@ -139,11 +141,13 @@ def _command_tune(args) -> int:
     if study.tune is None:
         executor.close()
         raise _usage(f"{args.spec} has no [tune] section")
+    finished = False
     try:
         history = tune_study(study, folder, executor, shard=shard,
                              progress=not args.no_progress, max_trials=args.max_trials)
+        finished = True
     finally:
-        executor.close()
+        executor.close(wait=finished)
     for group, trials in history.items():
         ok = [t for t in trials if t["status"] == "ok"]
         best = min(ok, key=lambda t: (t["loss"], t["tid"])) if ok else None
