@@ -84,13 +84,15 @@ def test_run_status_report_refuse_another_spec_and_resume_elsewhere(tmp_path, ca
     assert main(["status", str(out), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert (status["cells"], status["done"], status["pending"]) == (8, 8, 0)
-    assert main(["report", str(out)]) == 0
+    assert main(["report", str(out), "--per-seed"]) == 0
     report = (out / "REPORT.md").read_text()
     assert "8 of 8" in report and "median@5" in report
     summary = (out / "tables" / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("problem,model,penal,method,cells,done,failed,median")
     assert len(summary) == 1 + 4
-    assert (out / "figures" / "designs.png").exists()
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert "designs.png" in figures and "curves-toy_rosenbrock-pixel-p3.png" in figures
+    assert "seeds-toy_rosenbrock-pixel-p3.png" in figures
     # carried to another machine by its committed files, the study runs nothing again ...
     moved = tmp_path / "elsewhere"
     moved.mkdir()

@@ -93,3 +93,32 @@ def test_two_shards_partition_the_cells_and_give_the_same_records(reference, tmp
     # a rerun of the whole study finds every cell finished and runs nothing
     rerun = run_study(study, folder, InlineExecutor(), progress=False)
     assert rerun.skipped == 8 and not rerun.outcomes
+
+
+def test_a_real_cell_resumed_from_a_checkpoint_gives_the_uninterrupted_record(reference,
+                                                                              tmp_path):
+    """A checkpoint written mid-run (as a killed worker leaves it) is resumed bit for bit."""
+    import dataclasses
+
+    from solvers import optimize
+    from studies.study.execute import BestTracker, _objective, run_cell
+    from studies.study.runfile import write_checkpoint
+
+    study, expected = reference
+    folder = StudyFolder(tmp_path)
+    for cell in expand(study)[::2]:  # LBFGS and OC cells of both problems
+        record = dataclasses.replace(study.record, designs_at=(0, -1))
+        objective = BestTracker(_objective(cell, record))
+
+        def stop_at_4(info):
+            if info.iteration == 4:
+                snapshot = info.snapshot()
+                write_checkpoint(folder.run_path(cell), cell.to_dict(), snapshot, partial=True,
+                                 best_x=objective.best_x, best_loss=objective.best_loss,
+                                 best_evaluation=objective.best_evaluation, wall_s=0, cpu_s=0)
+                raise StopIteration
+        optimize(objective, cell.optimizer, steps=cell.steps, record=record,
+                 callback=stop_at_4, **cell.options)
+        outcome = run_cell(cell.to_dict(), str(folder.path), record=dataclasses.asdict(record))
+        assert outcome.status == "max_steps" and outcome.resumed, outcome
+        assert folder.read_record(cell).deterministic_json() == expected[cell.key], cell.label

@@ -86,36 +86,21 @@ def test_compact_record_of_a_256x256_cell_after_1000_steps_is_at_most_50_kb():
     assert "git_revision" not in record.deterministic_json()
 
 
-@dataclasses.dataclass
-class FakeState:
-    """Stands for solvers' OptimizerState: to_dict() -> arrays/scalars/method/size/fingerprint."""
-
-    memory: np.ndarray
-    step: int
-
-    def to_dict(self):
-        return {"method": "lbfgs", "size": 3, "fingerprint": "abc",
-                "arrays": {"memory": self.memory}, "scalars": {"step": self.step, "rho": 0.5}}
-
-    @classmethod
-    def from_dict(cls, data):
-        assert data["method"] == "lbfgs" and data["fingerprint"] == "abc"
-        assert data["scalars"]["rho"] == 0.5
-        return cls(np.asarray(data["arrays"]["memory"]), int(data["scalars"]["step"]))
-
-
 def test_run_file_round_trip_with_optimizer_state(tmp_path):
+    from solvers.optim.state import OptimizerState
+
     rng = np.random.default_rng(2)
+    state = OptimizerState(method="lbfgs", size=3, fingerprint="Toy|n=3",
+                           arrays={"s": rng.normal(size=(2, 3)), "count": np.arange(4),
+                                   "valid": np.array([True, False])},
+                           scalars={"k": 3, "theta": 0.1 + 0.2, "phase": "search",
+                                    "restarted": False})
     result = OptimizationResult(
         method="lbfgs", options={"memory": 10}, x=rng.normal(size=3),
         loss_per_evaluation=rng.normal(size=6), loss_per_iterate=rng.normal(size=4),
         grad_norm_per_iterate=rng.normal(size=4), step_length_per_iterate=rng.normal(size=4),
-        iterations=3, evaluations=6, converged=False, status="interrupted", message="snapshot")
-    state = FakeState(rng.normal(size=(2, 3)), 3)
-    if "state" in {f.name for f in dataclasses.fields(OptimizationResult)}:
-        result = dataclasses.replace(result, state=state)
-    else:  # before the optimizer-state branch: the writer must still save a state it is given
-        result.state = state
+        iterations=3, evaluations=6, converged=False, status="interrupted", message="snapshot",
+        state=state)
     path = tmp_path / "runs" / "cell.h5"
     write_checkpoint(path, {"key": "k"}, result, partial=True, best_x=result.x, best_loss=1.5,
                      best_evaluation=2, wall_s=3.0, cpu_s=2.0)
@@ -123,9 +108,16 @@ def test_run_file_round_trip_with_optimizer_state(tmp_path):
     back = read_checkpoint(path)
     assert back.partial and back.best_loss == 1.5 and back.best_evaluation == 2
     assert back.wall_s == 3.0 and back.cell == {"key": "k"}
-    for name in ("x", "loss_per_evaluation", "loss_per_iterate", "grad_norm_per_iterate"):
-        assert getattr(back.result, name).tobytes() == getattr(result, name).tobytes()
-    assert back.result.iterations == 3 and back.result.options == {"memory": 10}
-    restored = getattr(back.result, "state", None) if hasattr(back.result, "state") else None
-    if "state" in {f.name for f in dataclasses.fields(OptimizationResult)}:
-        assert restored.step == 3 and restored.memory.tobytes() == state.memory.tobytes()
+    for field in dataclasses.fields(OptimizationResult):
+        value, restored = getattr(result, field.name), getattr(back.result, field.name)
+        if isinstance(value, np.ndarray):
+            assert restored.dtype == value.dtype and restored.tobytes() == value.tobytes()
+        elif field.name != "state":
+            assert restored == value, field.name
+    restored = back.result.state
+    assert (restored.method, restored.size, restored.fingerprint) == ("lbfgs", 3, "Toy|n=3")
+    assert restored.scalars == state.scalars
+    assert set(restored.arrays) == set(state.arrays)
+    for name, array in state.arrays.items():
+        assert restored.arrays[name].dtype == array.dtype
+        assert restored.arrays[name].tobytes() == array.tobytes()

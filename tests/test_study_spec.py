@@ -105,3 +105,59 @@ def test_bad_specs_raise_one_line(changes, message):
     with pytest.raises(StudyError, match=message) as error:
         expand(_study(**changes))
     assert "\n" not in str(error.value)
+
+
+def test_the_thesis_table_3_3_grid_with_step_sizes_per_test_code():
+    """16 test codes x 6 optimizers x 10 seeds, the published steps as per-cell overrides."""
+    from solvers.optim.step_sizes import THESIS_STEP_SIZES, THESIS_TASKS
+
+    overrides = []
+    for (task, model, penal, method, memory), step in THESIS_STEP_SIZES.items():
+        label = {("gd", None): "GD", ("hd", 1): "HD_M1", ("hd", 10): "HD_M10"}[(method, memory)]
+        code = next(c for c, t in THESIS_TASKS.items() if t == task)
+        overrides.append({"match": {"problem": code, "model": model, "penal": penal,
+                                    "method": label}, "options": {"learning_rate": step}})
+    study = Study.from_dict({
+        "name": "thesis-table-3.3",
+        "problems": [{"name": task, "label": code} for code, task in THESIS_TASKS.items()],
+        "models": ["cnn", "pixel"], "penalties": [1, 3], "seeds": list(range(10)),
+        "steps": [300], "model_options": {"cnn": {"upsampling": "transpose"}},
+        "methods": [{"name": "GD", "optimizer": "gd", "steps": [700]},
+                    {"name": "HD_M1", "optimizer": "hd", "options": {"memory": 1},
+                     "steps": [700]},
+                    {"name": "HD_M10", "optimizer": "hd", "options": {"memory": 10},
+                     "steps": [700]},
+                    {"name": "GD_LS", "optimizer": "gd_ls", "steps": [700], "curve": "iterate"},
+                    {"name": "LBFGS_M1", "optimizer": "lbfgs", "options": {"memory": 1}},
+                    {"name": "LBFGS", "optimizer": "lbfgs"}],
+        "overrides": overrides})
+    cells = expand(study)
+    assert len(cells) == 16 * 6 * 10
+    nn3a_gd = [c for c in cells if (c.problem, c.model, c.penal, c.method) == ("A", "cnn", 3.0,
+                                                                              "GD")]
+    assert len(nn3a_gd) == 10 and {c.options["learning_rate"] for c in nn3a_gd} == {2.5e-4}
+    assert {c.options["learning_rate"] for c in cells if c.method == "HD_M10" and
+            (c.problem, c.model, c.penal) == ("E", "pixel", 3.0)} == {0.032}
+    assert {c.model_options.get("upsampling") for c in cells if c.model == "cnn"} == \
+        {"transpose"}
+    assert {(c.method, c.steps, c.curve) for c in cells if c.method.startswith("GD")} == {
+        ("GD", 700, "iterate"), ("GD_LS", 700, "iterate")}
+
+
+def test_the_paper_benchmark_grid_of_116_tasks():
+    """Tasks x {cnn-lbfgs, pixels-lbfgs, pixels-mma, pixels-oc} x seeds -1.. (no CNN at -1)."""
+    from solvers.problems import TASKS
+
+    seeds = [-1, 0, 1]
+    study = Study.from_dict({
+        "name": "paper-benchmark", "problems": [task.name for task in TASKS],
+        "models": ["cnn", "pixel"], "seeds": seeds, "steps": [1000],
+        "methods": [{"name": "cnn-lbfgs", "optimizer": "lbfgs", "models": ["cnn"]},
+                    {"name": "pixels-lbfgs", "optimizer": "lbfgs", "models": ["pixel"]},
+                    {"name": "pixels-mma", "optimizer": "mma", "models": ["pixel"]},
+                    {"name": "pixels-oc", "optimizer": "oc", "models": ["pixel"]}],
+        "exclude": [{"model": "cnn", "seed": -1}]})
+    cells = expand(study)
+    assert len(TASKS) == 116
+    assert len(cells) == 116 * (3 + 4 * (len(seeds) - 1))  # the paper's 3 + 4 N per task
+    assert {c.curve for c in cells if c.method == "cnn-lbfgs"} == {"evaluation"}

@@ -158,9 +158,10 @@ def _provenance(wall: float, cpu: float, executor: str, resumed: int,
 
 
 def _uses(result, optimizer: str) -> int:
-    from solvers.optimizers import EVALUATION_BUDGET_METHODS
+    from solvers.optim.registry import method_spec
 
-    return result.evaluations if optimizer in EVALUATION_BUDGET_METHODS else result.iterations
+    return result.evaluations if method_spec(optimizer).budget_unit == "evaluations" \
+        else result.iterations
 
 
 def run_cell(cell_data: Mapping[str, Any], folder: str, *, record: Mapping[str, Any],
@@ -253,8 +254,8 @@ def run_cell(cell_data: Mapping[str, Any], folder: str, *, record: Mapping[str, 
             best_design=best, best_evaluation=objective.best_evaluation,
             dtype=_dtype(objective._objective),
             provenance=_provenance(wall, cpu, executor, int(resume is not None), restarted))
-        if keep_runs:
-            save(result, partial=False)
+        if keep_runs:  # the finished run without the optimizer state (nothing to resume)
+            save(dataclasses.replace(result, state=None), partial=False)
         study_folder.write_record(compact)
         if not keep_runs:
             Path(run_path).unlink(missing_ok=True)

@@ -70,7 +70,7 @@ class InlineExecutor:
     def restart(self) -> None:
         """Nothing to restart."""
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         """Nothing to close."""
 
 
@@ -113,8 +113,10 @@ class LocalExecutor:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._start()
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, wait: bool = True) -> None:
+        """Stop the workers; ``wait=False`` (after Ctrl-C) does not wait for running cells,
+        which keep their last checkpoint."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
 class DaskExecutor:
@@ -179,7 +181,7 @@ class DaskExecutor:
     def restart(self) -> None:
         """Dask reschedules lost work itself."""
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()

@@ -347,6 +347,17 @@ class StudyFolder:
             return None
         return CompactRecord.from_json(path.read_text(), str(path))
 
+    def read_summary(self, cell: Cell) -> dict[str, Any] | None:
+        """``status``, ``evaluations``, ``iterations`` and the provenance of a finished cell
+        without decoding its arrays (cheap: for ``status`` over many cells); None if unfinished."""
+        path = self.record_path(cell)
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text())
+        d = data["deterministic"]
+        return {"status": d["status"], "evaluations": d["evaluations"],
+                "iterations": d["iterations"], "provenance": data.get("provenance", {})}
+
     def records(self, cells: tuple[Cell, ...]) -> Iterator[tuple[Cell, CompactRecord | None]]:
         """Each cell with its record (None when it has not finished)."""
         for cell in cells:
