@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import platform
 import socket
 import time
@@ -37,19 +36,14 @@ from .spec import Cell
 
 __all__ = ["BestTracker", "CellOutcome", "configure_worker", "run_cell"]
 
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
-
-
 def configure_worker() -> None:
-    """Pin this worker to one thread (idempotent; effective before numpy/TF start their pools).
+    """Pin a worker process to one thread for TensorFlow and the BLAS
+    (:func:`studies.threads.configure_threads`), unless this process already chose its threads:
+    the ``nrto`` driver running cells itself (``--jobs 1``) keeps the cores it configured."""
+    from studies.threads import configure_threads, configured_threads
 
-    TODO(studies.threads): call ``studies.threads.configure_threads(1)`` once the f32 branch
-    (which adds that module) has landed; until then the environment variables are set here.
-    """
-    for name in _THREAD_VARIABLES:
-        os.environ.setdefault(name, "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if configured_threads() is None:
+        configure_threads(1)
 
 
 @dataclasses.dataclass(frozen=True)
