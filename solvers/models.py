@@ -38,9 +38,11 @@ import numpy as np
 import tensorflow as tf
 
 from solvers.flat import ParameterSpec
+from solvers.primitives import sigmoid, sigmoid_shift
 from solvers.upsampling import bilinear_upsample
 
-__all__ = ["CNNConfig", "CNNModel", "ImageModel", "PixelModel", "UPSAMPLING_MODES"]
+__all__ = ["CNNConfig", "CNNModel", "ImageModel", "PixelModel", "UPSAMPLING_MODES",
+           "cnn_start_logits", "constrained_sigmoid"]
 
 UPSAMPLING_MODES = ("bilinear", "transpose")
 _NORMALIZATION_EPSILON = 1e-6
@@ -82,24 +84,35 @@ def _problem_mask(problem: Any) -> np.ndarray:
 class PixelModel:
     """The image is the variable itself: one float64 ``(height, width)`` tensor.
 
-    Initialized to ``volume_fraction * mask`` (the paper's constant start for the pixel baselines).
+    Initialized to ``volume_fraction * mask`` (the paper's constant start for the pixel baselines),
+    or from given logits (the paper's pipeline starts pixel runs of seed ``s >= 0`` from the
+    output of ``CNNModel(seed=s)``, see :func:`cnn_start_logits`):
+
+    * ``volume_constraint=True`` (logits): the pixels are ``initial_logits`` themselves, so the
+      first physical design is that of the model that produced them;
+    * ``volume_constraint=False`` (densities): the pixels are
+      ``constrained_sigmoid(initial_logits)``, the densities before the cone filter, so after the
+      physics' filter the first physical design is again that model's.
 
     Args:
         problem: the problem (``width``, ``height``, ``mask``, ``volume_fraction`` are read).
         volume_constraint: ``True`` when ``z`` are logits for the sigmoid + volume-constraint map
             (pixels + L-BFGS in the paper); ``False`` when ``z`` are densities in [0, 1] used as
             ``z * mask`` (MMA, OC).
+        initial_logits: None (the constant start) or float64 ``(height, width)`` finite logits.
     """
 
-    def __init__(self, problem: Any, *, volume_constraint: bool = True):
+    def __init__(self, problem: Any, *, volume_constraint: bool = True,
+                 initial_logits: Any = None):
         mask = _problem_mask(problem)
         volume_fraction = float(problem.volume_fraction)
         if not 0.0 < volume_fraction <= 1.0:
             raise ValueError(f"problem.volume_fraction must be in (0, 1]; got {volume_fraction}")
         self.problem = problem
         self.volume_constraint = bool(volume_constraint)
-        self._pixels = tf.Variable(volume_fraction * mask.astype(np.float64), trainable=True,
-                                   dtype=tf.float64, name="pixels")
+        self._pixels = tf.Variable(
+            _initial_pixels(mask, volume_fraction, self.volume_constraint, initial_logits),
+            trainable=True, dtype=tf.float64, name="pixels")
         self._specs = (ParameterSpec("pixels", (problem.height, problem.width), "pixels"),)
 
     @property
@@ -114,6 +127,66 @@ class PixelModel:
     def __call__(self) -> tf.Tensor:
         """The image z: float64 ``(height, width)``, the current pixel values."""
         return tf.identity(self._pixels)
+
+
+def _check_logits(logits: Any, shape: tuple[int, int]) -> np.ndarray:
+    logits = np.array(logits, dtype=np.float64, copy=True)
+    if logits.shape != shape:
+        raise ValueError(f"initial_logits has shape {logits.shape}; the problem needs "
+                         f"(height, width) = {shape}")
+    if not np.all(np.isfinite(logits)):
+        raise ValueError("initial_logits contains NaN or infinite values")
+    return logits
+
+
+def _initial_pixels(mask: np.ndarray, volume_fraction: float, volume_constraint: bool,
+                    initial_logits: Any) -> np.ndarray:
+    """The start of a :class:`PixelModel`, float64 ``(H, W)`` (see its docstring)."""
+    if initial_logits is None:
+        return volume_fraction * mask.astype(np.float64)
+    logits = _check_logits(initial_logits, mask.shape)
+    return logits if volume_constraint else constrained_sigmoid(logits, mask, volume_fraction)
+
+
+def constrained_sigmoid(logits: Any, mask: Any, volume_fraction: float,
+                        tolerance: float = 1e-12) -> np.ndarray:
+    """Densities ``sigmoid(z + b)`` inside the mask (0 outside), ``b`` giving the mean ``v``.
+
+    The physics' volume-constraint map (:class:`solvers.physics.Compliance` with
+    ``volume_constraint=True``) without the cone filter: the paper's ``constrained_logits``
+    start of MMA and OC. With the same ``tolerance`` as the physics' ``root_tolerance`` (the
+    paper: 1e-12) the shift ``b`` is bit for bit the physics' own.
+
+    Args:
+        logits: float64 ``(H, W)``.
+        mask: bool ``(H, W)``, the cells that may hold material.
+        volume_fraction: the target mean density over the mask, in (0, 1].
+        tolerance: bracket width of the bisection for ``b``.
+
+    Returns:
+        float64 ``(H, W)`` densities in [0, 1] whose mean over the mask is ``volume_fraction``.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    logits = _check_logits(logits, mask.shape)
+    density = np.zeros(mask.shape)
+    if volume_fraction >= 1.0:
+        density[mask] = 1.0
+        return density
+    inside = logits[mask]
+    density[mask] = sigmoid(inside + sigmoid_shift(inside, float(volume_fraction), tolerance))
+    return density
+
+
+def cnn_start_logits(problem: Any, seed: int, config: "CNNConfig | None" = None) -> np.ndarray:
+    """The raw output logits of ``CNNModel(problem, seed=seed, config=config)``, float64 ``(H, W)``.
+
+    The start of the paper's pixel runs of seed ``s >= 0`` (pass it to ``PixelModel(...,
+    initial_logits=...)``). ``config`` None means ``CNNConfig()`` (the paper's architecture).
+    """
+    from solvers.models import CNNModel as cnn_model  # the module attribute, wherever it lives
+
+    model = cnn_model(problem, seed=seed, config=CNNConfig() if config is None else config)
+    return np.asarray(model().numpy(), dtype=np.float64).reshape(problem.height, problem.width)
 
 
 def _is_positive_int(value: Any) -> bool:

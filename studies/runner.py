@@ -49,6 +49,8 @@ __all__ = [
 PIXEL_ONLY_METHODS = ("mma", "oc")
 _FALLBACK_METHODS = ("lbfgs", "mma", "oc", "gd", "adam", "hd", "gd_ls")
 _DEFAULT_CNN_RESIZE = 8
+PIXEL_STARTS = ("constant", "cnn")
+_PIXEL_START_OPTIONS = ("start", "start_upsampling", "start_dtype")
 _CHECKPOINT_LOCK_TIMEOUT = 10.0  # seconds a checkpoint waits for other writers before skipping
 
 
@@ -188,6 +190,8 @@ def validate_config(config: RunConfig) -> None:
     if config.optimizer in PIXEL_ONLY_METHODS and config.model != "pixel":
         raise ConfigurationError(f"{config.optimizer} optimizes densities in [0, 1] and needs "
                                  f"--model pixel (got {config.model})")
+    if config.model == "pixel":
+        _pixel_start(config)
     if config.model == "cnn":
         resizes = config.model_options.get("resizes")
         resize = math.prod(resizes) if resizes else _DEFAULT_CNN_RESIZE
@@ -209,7 +213,11 @@ def build_objective(config: RunConfig):
 
     MMA and OC get a pixel model without the volume-constraint map (densities in [0, 1]); the
     other methods get the sigmoid + volume-constraint map. ``config.model_options`` override this
-    (pixel: ``volume_constraint``) or set the ``CNNConfig`` fields (CNN).
+    (pixel: ``volume_constraint``) or set the ``CNNConfig`` fields (CNN). Pixel models also take
+    ``start``: ``"constant"`` (default, ``volume_fraction * mask``) or ``"cnn"`` (the paper's
+    pipeline for seeds >= 0: the output of ``CNNModel(seed=config.seed)`` with upsampling
+    ``start_upsampling``, ``"bilinear"`` (the paper, default) or ``"transpose"`` (the thesis),
+    and ``start_dtype`` when given; see ``solvers.models.PixelModel``).
     """
     from solvers import as_objective
     from solvers.problems import PROBLEMS, build_problem
@@ -223,15 +231,52 @@ def build_objective(config: RunConfig):
         raise ConfigurationError(f"{config.problem} is {problem.width}x{problem.height}, but the "
                                  f"configuration says {config.width}x{config.height}")
     if config.model == "pixel":
-        from solvers.models import PixelModel
+        from solvers.models import CNNConfig, PixelModel, cnn_start_logits
+        start, cnn_options = _pixel_start(config)
         options = {"volume_constraint": config.optimizer not in PIXEL_ONLY_METHODS,
-                   **config.model_options}
+                   **{key: value for key, value in config.model_options.items()
+                      if key not in _PIXEL_START_OPTIONS}}
+        if start == "cnn":
+            options["initial_logits"] = cnn_start_logits(problem, config.seed,
+                                                         CNNConfig(**cnn_options))
         model = PixelModel(problem, **options)
     else:
         from solvers.models import CNNConfig, CNNModel
         model = CNNModel(problem, seed=0 if config.seed is None else config.seed,
                          config=CNNConfig(**config.model_options))
     return as_objective(model, penal=config.penal, filter_radius=config.filter_radius)
+
+
+def _pixel_start(config: RunConfig) -> tuple[str, dict[str, Any]]:
+    """The pixel start of ``config.model_options``: ``(start, CNNConfig fields of the start)``.
+
+    Raises:
+        ConfigurationError: an unknown start or upsampling, start options without
+            ``start="cnn"``, or ``start="cnn"`` without a seed.
+    """
+    from solvers.models import UPSAMPLING_MODES
+
+    options = config.model_options
+    start = options.get("start", "constant")
+    if start not in PIXEL_STARTS:
+        raise ConfigurationError(f"pixel model option start must be one of {PIXEL_STARTS}; "
+                                 f"got {start!r}")
+    cnn_options: dict[str, Any] = {"upsampling": options.get("start_upsampling", "bilinear")}
+    if "start_dtype" in options:
+        cnn_options["dtype"] = options["start_dtype"]
+    if start == "constant":
+        extra = [key for key in _PIXEL_START_OPTIONS[1:] if key in options]
+        if extra:
+            raise ConfigurationError(f"pixel model option(s) {', '.join(extra)} apply only to "
+                                     "start='cnn' (the start from CNNModel's output)")
+        return start, {}
+    if cnn_options["upsampling"] not in UPSAMPLING_MODES:
+        raise ConfigurationError(f"pixel model option start_upsampling must be one of "
+                                 f"{UPSAMPLING_MODES}; got {cnn_options['upsampling']!r}")
+    if config.seed is None:
+        raise ConfigurationError("pixel start='cnn' starts from CNNModel(seed=config.seed) and "
+                                 "needs a seed >= 0; got seed None (use start='constant')")
+    return start, cnn_options
 
 
 # -- one run ---------------------------------------------------------------------------------------
