@@ -24,6 +24,10 @@ _LAZY = {
     "AutogradBridge": "solvers.bridge",
     "optimize": "solvers.optimizers",
     "METHODS": "solvers.optimizers",
+    "REGISTRY": "solvers.optim.registry",
+    "MethodSpec": "solvers.optim.registry",
+    "method_spec": "solvers.optim.registry",
+    "OptimizerState": "solvers.optim.state",
 }
 
 __all__ = [

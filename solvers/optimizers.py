@@ -5,7 +5,7 @@ Methods (details in the modules of :mod:`solvers.optim`):
 =========  ==========================================================  ======================
 method     what it is                                                  ``steps`` counts
 =========  ==========================================================  ======================
-``lbfgs``  scipy's L-BFGS-B, factr 1, pgtol 1e-14, m = 10, no bounds     evaluations (maxfun)
+``lbfgs``  L-BFGS-B without bounds (ours or scipy's), factr 1, m = 10     evaluations (maxfun)
 ``gd_ls``  steepest descent + L-BFGS-B line search (restarted L-BFGS)   evaluations (maxfun)
 ``gd``     fixed-step gradient descent (Keras SGD)                      iterations
 ``adam``   Keras Adam                                                   iterations
@@ -31,9 +31,16 @@ Common behaviour:
     * ``resume=previous`` continues ``previous`` (same method) from ``previous.x`` with the rest
       of the budget (``steps - previous.evaluations`` for evaluation budgets,
       ``steps - previous.iterations`` otherwise) and returns ONE result whose histories are the
-      concatenation. The method's internal state is NOT carried over: L-BFGS/HD memories, Adam
-      moments (and its step count t) start afresh, and the resumed start is evaluated once more
-      (that evaluation appears in ``loss_per_evaluation``, not as a new iterate).
+      concatenation. When ``previous.state`` holds the method's state
+      (:class:`~solvers.optim.state.OptimizerState`: ``lbfgs`` with our implementation, ``gd_ls``,
+      ``hd``, ``gd``, ``adam``, ``oc``), the run continues from it without evaluating its start
+      and the result is bit for bit that of an uninterrupted run of ``steps`` (a state of another
+      method, objective or options, or a corrupt one, is a ``ValueError`` naming what differs).
+      Without a state (``implementation="scipy"``, older files, a run stopped inside a line
+      search) L-BFGS/HD memories and Adam moments start afresh, the resumed start is evaluated once
+      more (in ``loss_per_evaluation``, not as a new iterate) and the message says so. ``mma``
+      never continues: nlopt's state cannot be saved, so a resumed MMA run starts again from its
+      recorded start with the full budget and its message says so.
     * ``gd`` and ``hd`` without ``learning_rate`` take the thesis's tuned step (Tables B.1-B.3,
       :mod:`solvers.optim.step_sizes`) when the objective says which test case it is
       (``problem.name``, ``model_kind``, ``penal``); otherwise they raise ``ValueError``.
@@ -47,42 +54,61 @@ from typing import Any, Callable
 import numpy as np
 
 from .flat import FlatObjective
-from .optim import constrained, first_order, quasi_newton
-from .optim.options import (OPTIONS_BY_METHOD, AdamOptions, GDLSOptions, GDOptions, HDOptions,
-                            LbfgsOptions, MMAOptions, OCOptions, make_options)
+from .optim import constrained
+from .optim.options import (AdamOptions, GDLSOptions, GDOptions, HDOptions, LbfgsOptions,
+                            MMAOptions, OCOptions, make_options)
 from .optim.quasi_newton import two_loop_product
 from .optim.recording import Recorder, RunStopped, curvature_pair_accepted
+from .optim.registry import REGISTRY, MethodSpec, method_spec
+from .optim.state import OptimizerState, check_compatible
 from .optim.step_sizes import THESIS_STEP_SIZES, learning_rate_for, tuned_learning_rate
 from .result import OptimizationResult, ProgressInfo, RecordOptions
 
 __all__ = [
-    "optimize", "METHODS", "EVALUATION_BUDGET_METHODS",
+    "optimize", "METHODS", "EVALUATION_BUDGET_METHODS", "REGISTRY", "MethodSpec", "method_spec",
     "LbfgsOptions", "GDOptions", "AdamOptions", "HDOptions", "GDLSOptions", "MMAOptions",
     "OCOptions", "two_loop_product", "curvature_pair_accepted", "THESIS_STEP_SIZES",
     "tuned_learning_rate",
 ]
 
-METHODS: tuple[str, ...] = tuple(OPTIONS_BY_METHOD)
-EVALUATION_BUDGET_METHODS = frozenset({"lbfgs", "gd_ls"})
-_PAIR_METHODS = frozenset({"lbfgs", "hd"})
+METHODS: tuple[str, ...] = tuple(REGISTRY)
+EVALUATION_BUDGET_METHODS = frozenset(name for name, spec in REGISTRY.items()
+                                      if spec.budget_unit == "evaluations")
 _TABLE_OF = {"gd": "Table B.1", "hd": "Tables B.2 (memory 1) and B.3 (memory 10)"}
 
 
-def _run(method: str, objective: Any, x0: np.ndarray, budget: int, options: Any,
-         rec: Recorder) -> tuple[str, str, bool]:
-    if method == "lbfgs":
-        return quasi_newton.run_lbfgs(x0, budget, options, rec)
-    if method == "gd_ls":
-        return quasi_newton.run_gd_ls(x0, budget, options, rec)
-    if method == "hd":
-        return quasi_newton.run_hd(x0, budget, options, rec)
-    if method == "gd":
-        return first_order.run_gd(x0, budget, options, rec)
-    if method == "adam":
-        return first_order.run_adam(x0, budget, options, rec)
-    if method == "mma":
-        return constrained.run_mma(objective, x0, budget, options, rec)
-    return constrained.run_oc(objective, x0, budget, options, rec)
+def _resume_state(objective: Any, method: str, options: Any, resume: OptimizationResult
+                  ) -> OptimizerState | None:
+    """The validated state to continue ``resume`` from, or None (the memory restarts)."""
+    state = resume.state
+    if state is None:
+        return None
+    check_compatible(state, method, objective, dataclasses.asdict(options))
+    for name in ("evaluations", "iterations"):
+        if state.scalars.get(name) != getattr(resume, name):
+            raise ValueError(f"corrupt optimizer state of {method!r}: it was taken after "
+                             f"{state.scalars.get(name)!r} {name}, the run it comes with has "
+                             f"{getattr(resume, name)}")
+    x = state.arrays.get("x")
+    if not isinstance(x, np.ndarray) or x.shape != resume.x.shape \
+            or x.tobytes() != np.asarray(resume.x, dtype=np.float64).tobytes():
+        raise ValueError(f"corrupt optimizer state of {method!r}: its point x is not the run's "
+                         "last iterate")
+    return state
+
+
+def _restart_point(objective: Any, method: str, resume: OptimizationResult) -> np.ndarray:
+    """Where a resumed run of a method without checkpoints (MMA) starts again: its recorded
+    start, else iterate 0, else the objective's initial point."""
+    if resume.state is not None:
+        if resume.state.method != method:
+            raise ValueError(f"the checkpoint holds the state of method "
+                             f"{resume.state.method!r}; this run uses {method!r}")
+        return constrained.mma_start(resume.state, objective.size)
+    if resume.iterates is not None and len(resume.iterate_indices) \
+            and resume.iterate_indices[0] == 0:
+        return np.array(resume.iterates[0], dtype=np.float64, copy=True)
+    return np.array(objective.initial(), dtype=np.float64, copy=True)
 
 
 def _resolve_learning_rate(method: str, options: Any, objective: Any) -> Any:
@@ -176,25 +202,37 @@ def optimize(objective: FlatObjective, method: str, *, steps: int, seed: int | N
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable; got {type(callback).__name__}")
     options = _resolve_learning_rate(method, options, objective)
-    if method in ("mma", "oc"):
+    spec: MethodSpec = method_spec(method)
+    if spec.needs_densities:
         constrained.density_contract(objective, method)
     start = _check_start(objective, x0, resume, method)
+    state, note = None, ""
+    if resume is not None and not spec.checkpointable:
+        start = _check_start(objective, _restart_point(objective, method, resume), None, method)
+        note = (f"; restarted from its original start with the full budget ({method}'s state "
+                f"cannot be saved; the interrupted run had {resume.iterations} iterations)")
+        resume = None
+    elif resume is not None:
+        state = _resume_state(objective, method, options, resume)
+        if state is None:
+            note = (f"; resumed at iterate {resume.iterations} without an optimizer state: the "
+                    "method's memory restarted and the start was evaluated again")
     used = 0
     if resume is not None:
-        used = resume.evaluations if method in EVALUATION_BUDGET_METHODS else resume.iterations
+        used = resume.evaluations if spec.budget_unit == "evaluations" else resume.iterations
     budget = int(steps) - used
     if budget < 1:
-        unit = "evaluations" if method in EVALUATION_BUDGET_METHODS else "iterations"
+        unit = spec.budget_unit
         raise ValueError(f"nothing left to resume: the previous run used {used} {unit} of "
                          f"steps={steps}")
     rec = Recorder(objective, method, dataclasses.asdict(options), record, callback, int(steps),
-                   start, track_pairs=method in _PAIR_METHODS, previous=resume)
+                   start, track_pairs=spec.keeps_pairs, previous=resume)
     rec.start_clock()
     try:
-        status, message, converged = _run(method, objective, start, budget, options, rec)
+        status, message, converged = spec.run(objective, start, budget, options, rec, state)
     except RunStopped as stop:
         status, message, converged = stop.status, stop.message, False
     except KeyboardInterrupt:
         status, message, converged = ("interrupted", "KeyboardInterrupt at iterate "
                                       f"{rec.iteration}", False)
-    return rec.result(status, message, converged=converged)
+    return rec.result(status, message + note, converged=converged, final=True)

@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .optim.state import OptimizerState
+
 __all__ = ["RecordOptions", "OptimizationResult", "ProgressInfo", "STATUSES"]
 
 STATUSES = ("converged", "max_steps", "failed", "interrupted")
@@ -89,9 +91,15 @@ class OptimizationResult:
         s_pairs, y_pairs: float64 ``(p, n)`` accepted correction pairs, oldest first, or None.
         pair_iterations: int ``(p,)`` (see the module docstring).
         skipped_pairs: number of pairs rejected by the L-BFGS-B curvature test.
+        reset_iterations: int ``(r,)`` iterate indices k at which an L-BFGS memory was emptied
+            after a failed line search (the search from x_k restarted along -g_k).
         design_indices: int ``(d,)`` iterate index of each stored design.
         designs: float64 ``(d, H, W)`` physical densities, or None.
         elapsed: wall-clock seconds spent in the optimizer (objective calls included).
+        state: the method's state at the last iteration boundary
+            (:class:`~solvers.optim.state.OptimizerState`), which ``resume`` continues exactly;
+            None for methods whose state cannot be saved, or when the run stopped between
+            boundaries.
     """
 
     method: str
@@ -113,13 +121,18 @@ class OptimizationResult:
     y_pairs: np.ndarray | None = None
     pair_iterations: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, int))
     skipped_pairs: int = 0
+    reset_iterations: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, int))
     design_indices: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, int))
     designs: np.ndarray | None = None
     elapsed: float = 0.0
+    state: OptimizerState | None = None
 
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if self.state is not None and not isinstance(self.state, OptimizerState):
+            raise TypeError(f"state must be an OptimizerState or None; got "
+                            f"{type(self.state).__name__}")
 
     @property
     def fun(self) -> float:

@@ -50,6 +50,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 import landscape
+from solvers.optim.registry import REGISTRY
 from studies.store import ResultsFile, StoredRun, write_analysis
 
 __all__ = [
@@ -61,7 +62,7 @@ __all__ = [
 
 OPERATORS = ("hessian", "lbfgs")
 DIRECTIONS = ("filter", "pca", "hessian")
-_PAIR_METHODS = ("lbfgs", "hd")
+_PAIR_METHODS = tuple(name for name, spec in REGISTRY.items() if spec.keeps_pairs)
 _INIT_RELATIVE_TOLERANCE = 1e-6
 
 Where = int | str

@@ -125,6 +125,8 @@ def _key_value(text: str) -> tuple[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``nrto`` argument parser (subcommands problems, optimize, resume, inspect, plot)."""
+    from solvers.optim.registry import REGISTRY
+
     parser = _Parser(prog="nrto", description="Neurally reparameterized topology optimization: "
                      "run optimizations and look at their results.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -147,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="volume fraction with --size (default: the task's)")
     optimize.add_argument("--model", required=True, nargs="+", choices=("cnn", "pixel"))
     optimize.add_argument("--optimizer", required=True, nargs="+", metavar="METHOD",
-                          help="lbfgs, mma, oc, gd, adam, hd, gd_ls (several: one run each)")
+                          help=f"{', '.join(REGISTRY)} (several: one run each)")
     optimize.add_argument("--steps", required=True, type=_positive_int, metavar="N",
                           help="budget of each run (as solvers.optimize counts it)")
     optimize.add_argument("--seed", nargs="+", type=_non_negative_int, default=[0], metavar="S",

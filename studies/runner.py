@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from solvers.optim.registry import REGISTRY
 from solvers.result import OptimizationResult, ProgressInfo
 from studies.store import ResultsFile, RunConfig, StoreLockedError, check_writable, write_run
 
@@ -46,8 +47,7 @@ __all__ = [
     "validate_config",
 ]
 
-PIXEL_ONLY_METHODS = ("mma", "oc")
-_FALLBACK_METHODS = ("lbfgs", "mma", "oc", "gd", "adam", "hd", "gd_ls")
+PIXEL_ONLY_METHODS = tuple(name for name, spec in REGISTRY.items() if spec.needs_densities)
 _DEFAULT_CNN_RESIZE = 8
 PIXEL_STARTS = ("constant", "cnn")
 _PIXEL_START_OPTIONS = ("start", "start_upsampling", "start_dtype")
@@ -111,12 +111,8 @@ class RunsInterrupted(Exception):
 
 
 def known_methods() -> tuple[str, ...]:
-    """Names accepted by ``solvers.optimize``."""
-    try:
-        from solvers import METHODS
-    except (ImportError, AttributeError):
-        return _FALLBACK_METHODS
-    return tuple(METHODS)
+    """Names accepted by ``solvers.optimize`` (the method registry)."""
+    return tuple(REGISTRY)
 
 
 def problem_fields(name: str, size: tuple[int, int] | None = None,
@@ -198,10 +194,8 @@ def validate_config(config: RunConfig) -> None:
         if config.width % resize or config.height % resize:
             raise ConfigurationError(f"the CNN upsamples by {resize}: width and height must be "
                                      f"multiples of {resize} (got {config.width}x{config.height})")
-    try:
-        from solvers.optim.options import make_options
-    except ImportError:
-        return
+    from solvers.optim.options import make_options
+
     try:
         make_options(config.optimizer, dict(config.options))
     except (TypeError, ValueError) as error:

@@ -8,6 +8,12 @@ This module is the only writer (and the reference reader) of the schema document
                             flat copies), status, partial flag, provenance (package versions, git)
     /runs/<run_id>/<name>   float64 / int64 / uint8 datasets with an ``axes`` attribute naming every
                             axis (also set as HDF5 dimension labels)
+    /runs/<run_id>/optimizer_state/
+                            a partial run's exact optimizer state at its last iteration boundary
+                            (absent for finished runs and methods without one): attrs method, size,
+                            fingerprint; its arrays as
+                            uncompressed datasets; its scalars as attrs of the subgroup ``scalars``.
+                            ``nrto resume`` continues from it bit for bit.
     /runs/<run_id>/analysis/<kind>/<key>/
                             one group per analysis of the run (``studies.analysis``): attrs
                             ``settings`` (JSON), kind, key, created, run_updated, git_revision;
@@ -50,6 +56,7 @@ import numpy as np
 
 from solvers.flat import ParameterSpec
 from solvers.result import STATUSES, OptimizationResult, RecordOptions
+from solvers.optim.state import OptimizerState
 
 __all__ = [
     "MODEL_KINDS",
@@ -94,11 +101,12 @@ _DATASETS: dict[str, tuple[tuple[str, ...], str]] = {
     "s_pairs": (("pair", "parameter"), "accepted L-BFGS pairs s_j = x_(k+1) - x_k, oldest first"),
     "y_pairs": (("pair", "parameter"), "accepted L-BFGS pairs y_j = g_(k+1) - g_k, oldest first"),
     "pair_iterations": (("pair",), "iterate index k+1 of the newer end point of pair j"),
+    "reset_iterations": (("reset",), "iterate index k at which L-BFGS emptied its memory"),
     "design_indices": (("design",), "iterate index k of each stored design"),
     "designs": (("design", "row", "column"),
                 "physical densities, uint8: density = offset + scale * value"),
 }
-_INTEGER = ("iterate_indices", "pair_iterations", "design_indices")
+_INTEGER = ("iterate_indices", "pair_iterations", "reset_iterations", "design_indices")
 
 
 class StoreError(Exception):
@@ -696,6 +704,40 @@ def _write_group(group, config: RunConfig, result: OptimizationResult, partial: 
         dataset.attrs["description"] = description
         for axis, label in enumerate(axes):
             dataset.dims[axis].label = label
+    if result.state is not None and partial:  # a finished run is not resumed: keep files small
+        _write_state(group.create_group(_STATE_GROUP), result.state)
+
+
+_STATE_GROUP = "optimizer_state"
+
+
+def _write_state(group, state: OptimizerState) -> None:
+    """The optimizer state of a run: arrays as uncompressed datasets, scalars as attributes of
+    the subgroup ``scalars``; method, size and fingerprint as the group's attributes."""
+    group.attrs.update({"method": state.method, "size": state.size,
+                        "fingerprint": state.fingerprint})
+    for name, value in state.arrays.items():
+        group.create_dataset(name, data=value)
+    group.create_group("scalars").attrs.update(dict(state.scalars))
+
+
+def _read_state(group) -> OptimizerState | None:
+    """Inverse of :func:`_write_state` (None for runs stored without a state)."""
+    if _STATE_GROUP not in group:
+        return None
+    state = group[_STATE_GROUP]
+    scalars = {name: value.item() if isinstance(value, np.generic) else _text(value)
+               if isinstance(value, bytes) else value
+               for name, value in state["scalars"].attrs.items()}
+    try:
+        return OptimizerState(
+            method=_text(state.attrs["method"]), size=int(state.attrs["size"]),
+            fingerprint=_text(state.attrs["fingerprint"]),
+            arrays={name: state[name][()] for name in state if name != "scalars"},
+            scalars=scalars)
+    except (KeyError, ValueError) as error:
+        raise StoreFormatError(f"the optimizer state of run {group.name} is unreadable: "
+                               f"{error}") from None
 
 
 def _write_designs(group, designs: np.ndarray):
@@ -844,7 +886,8 @@ class ResultsFile:
                 method=_text(a["method"]), options=json.loads(_text(a["options"])),
                 iterations=int(a["iterations"]), evaluations=int(a["evaluations"]),
                 converged=bool(a["converged"]), status=status, message=_text(a["message"]),
-                skipped_pairs=int(a["skipped_pairs"]), elapsed=float(a["elapsed"]), **arrays)
+                skipped_pairs=int(a["skipped_pairs"]), elapsed=float(a["elapsed"]),
+                state=_read_state(group), **arrays)
             dirty = _text(a["git_dirty"])
             provenance = Provenance(
                 versions=json.loads(_text(a["versions"])), git_revision=_text(a["git_revision"]),

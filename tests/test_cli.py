@@ -28,19 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = ["--problem", "mbb_beam", "--size", "16x8", "--volfrac", "0.5", "--model", "pixel"]
 
 
-def _solvers_can_optimize() -> bool:
-    try:
-        from solvers import as_objective, optimize  # noqa: F401
-        from solvers.models import PixelModel  # noqa: F401
-    except (ImportError, AttributeError):
-        return False
-    return True
-
-
-needs_optimize = pytest.mark.skipif(not _solvers_can_optimize(),
-                                    reason="solvers.optimize / as_objective / models not built yet")
-
-
 @pytest.fixture
 def stored(tmp_path) -> Path:
     """A results file with a finished run and a partial one (synthetic arrays)."""
@@ -170,7 +157,6 @@ def test_plot_writes_an_image_of_the_designs_and_losses(stored, tmp_path, capsys
         assert image[..., :3].std() > 0.05  # something was drawn
 
 
-@needs_optimize
 def test_optimize_a_tiny_pixel_problem_then_inspect_and_plot(tmp_path, capsys):
     from studies.runner import build_objective
 
@@ -199,7 +185,6 @@ def test_optimize_a_tiny_pixel_problem_then_inspect_and_plot(tmp_path, capsys):
     assert code == 0 and (tmp_path / "tiny.png").stat().st_size > 1000
 
 
-@needs_optimize
 def test_resume_continues_an_interrupted_run(tmp_path, capsys):
     from solvers import optimize
     from studies.runner import build_objective
@@ -231,7 +216,6 @@ def test_resume_continues_an_interrupted_run(tmp_path, capsys):
                                rtol=1e-12)
 
 
-@needs_optimize
 def test_sigterm_stores_the_run_as_partial(tmp_path):
     path = tmp_path / "term.h5"
     command = [sys.executable, "-m", "studies.cli", "optimize", *TINY, "--optimizer", "gd",
@@ -254,7 +238,6 @@ def test_sigterm_stores_the_run_as_partial(tmp_path):
     assert len(run.result.loss_per_iterate) == run.result.iterations + 1
 
 
-@needs_optimize
 def test_parallel_jobs_store_every_run_once(tmp_path, capsys):
     path = tmp_path / "jobs.h5"
     code, _, err = _run(["optimize", *TINY, "--optimizer", "lbfgs", "--seed", 0, 1, 2,

@@ -136,19 +136,25 @@ def _assert_same_result(a: OptimizationResult, b: OptimizationResult) -> None:
 @pytest.mark.parametrize("make", [lambda: _quadratic()[0], _rosenbrock], ids=["quadratic", "rosen"])
 def test_lbfgs_matches_scipy(make):
     objective = make()
-    result = optimize(objective, "lbfgs", steps=150)
+    result = optimize(objective, "lbfgs", steps=150, implementation="scipy")
     reference, losses = _scipy_lbfgsb(objective, 150)
     assert np.array_equal(result.x, reference.x)
     assert result.evaluations == reference.nfev and result.iterations == reference.nit
     assert np.array_equal(result.loss_per_evaluation, losses)
     assert result.status == "converged" and result.converged
-    assert result.options == {"memory": 10, "factr": 1.0, "pgtol": 1e-14, "maxls": 20}
+    assert result.options == {"memory": 10, "factr": 1.0, "pgtol": 1e-14, "maxls": 20,
+                              "implementation": "scipy"}
     assert result.elapsed > 0
+    # our engine: the same evaluations and message, the same point to rounding
+    own = optimize(objective, "lbfgs", steps=150)
+    assert own.evaluations == reference.nfev and own.iterations == reference.nit
+    assert own.message == reference.message and own.status == "converged"
+    np.testing.assert_allclose(own.x, reference.x, rtol=0, atol=1e-12)
 
 
 def test_lbfgs_budget_is_maxfun():
     objective = _rosenbrock()
-    result = optimize(objective, "lbfgs", steps=25)
+    result = optimize(objective, "lbfgs", steps=25, implementation="scipy")
     reference, _ = _scipy_lbfgsb(objective, 25)
     assert result.status == "max_steps" and not result.converged
     assert result.evaluations == reference.nfev > 25
@@ -157,7 +163,8 @@ def test_lbfgs_budget_is_maxfun():
 
 def test_lbfgs_pairs_rebuilt_in_order():
     objective, memory = _rosenbrock(), 3
-    result = optimize(objective, "lbfgs", steps=60, memory=memory, record=ALL_ITERATES)
+    result = optimize(objective, "lbfgs", steps=60, memory=memory, record=ALL_ITERATES,
+                      implementation="scipy")
     x, g = result.iterates, result.gradients
     assert np.array_equal(result.iterate_indices, np.arange(result.iterations + 1))
     assert len(result.s_pairs) == result.iterations - result.skipped_pairs > 2 * memory
@@ -432,16 +439,21 @@ def test_resume_concatenates_histories():
     record = ALL_ITERATES
     whole = optimize(objective, "gd", steps=25, learning_rate=1e-3, record=record)
     first = optimize(objective, "gd", steps=10, learning_rate=1e-3, record=record)
+    exact = optimize(objective, "gd", steps=25, learning_rate=1e-3, record=record, resume=first)
+    _assert_same_result(exact, whole)  # from the saved state: bit for bit, no re-evaluation
+    first = dataclasses.replace(first, state=None)  # as an old file without a state
     resumed = optimize(objective, "gd", steps=25, learning_rate=1e-3, record=record,
                        resume=first)
+    assert "without an optimizer state" in resumed.message
     assert resumed.iterations == 25 and resumed.evaluations == 27  # the start is re-evaluated
     for name in ("loss_per_iterate", "grad_norm_per_iterate", "iterates", "gradients", "x",
                  "iterate_indices"):
         assert np.array_equal(getattr(resumed, name), getattr(whole, name), equal_nan=True), name
     assert np.array_equal(np.delete(resumed.loss_per_evaluation, 11), whole.loss_per_evaluation)
 
-    part = optimize(objective, "lbfgs", steps=20)
-    rest = optimize(objective, "lbfgs", steps=60, resume=part)
+    part = optimize(objective, "lbfgs", steps=20, implementation="scipy")
+    rest = optimize(objective, "lbfgs", steps=60, resume=part, implementation="scipy")
+    assert "memory restarted" in rest.message
     assert rest.evaluations > part.evaluations and rest.iterations > part.iterations
     assert len(rest.loss_per_iterate) == rest.iterations + 1
     assert np.all(np.diff(rest.pair_iterations) > 0)

@@ -20,7 +20,14 @@ evaluated point (nlopt's own answer is the best feasible point, ``best_loss`` in
 nlopt's round-off stop is reported as ``"converged"``.
 
 ``oc``: the optimality-criteria update of the 88-line code (Andreassen et al. 2011), see
-:class:`~solvers.optim.options.OCOptions`; one evaluation per iteration.
+:class:`~solvers.optim.options.OCOptions`; one evaluation per iteration. Its state at an
+iteration boundary (:class:`~.state.OptimizerState`): arrays ``x``, ``g``, scalar ``f``; a run
+resumed from it continues bit for bit.
+
+nlopt keeps MMA's state (asymptotes, iteration history) inside the library, so it cannot be saved:
+an MMA result carries a state of method ``"mma"`` with only the array ``start`` (the point the
+run started from, before the feasibility scaling) and the scalar ``restart_only = True``; a resumed
+MMA run starts again from that start with the whole budget and its message says so.
 """
 from __future__ import annotations
 
@@ -31,8 +38,9 @@ import numpy as np
 
 from .options import MMAOptions, OCOptions
 from .recording import Recorder, RunStopped
+from .state import OptimizerState, require_arrays, require_scalars
 
-__all__ = ["density_contract", "run_mma", "run_oc", "oc_update"]
+__all__ = ["density_contract", "run_mma", "run_oc", "oc_update", "mma_start"]
 
 _PIXEL_HINT = ("build it with solvers.as_objective(solvers.PixelModel(problem, "
                "volume_constraint=False))")
@@ -109,6 +117,9 @@ def run_mma(objective: Any, x0: np.ndarray, budget: int, options: MMAOptions, re
             ) -> tuple[str, str, bool]:
     """``mma`` with ``budget`` iterations (``budget + 1`` evaluations)."""
     lower, upper, volume_fraction = density_contract(objective, "mma")
+    start = np.array(x0, dtype=np.float64, copy=True)
+    start_state = lambda copy=True: rec.make_state({"start": start.copy()},  # noqa: E731
+                                                   {"restart_only": True})
     x_start = _feasible_start(objective, x0, lower, upper,
                               volume_fraction * (1.0 - options.start_margin))
 
@@ -117,7 +128,9 @@ def run_mma(objective: Any, x0: np.ndarray, budget: int, options: MMAOptions, re
         if grad.size:
             grad[:] = gradient
         if rec.local_evaluations > 1:
-            rec.accept(x, loss, gradient)
+            rec.accept(x, loss, gradient, state=start_state)
+        else:
+            rec.boundary(start_state)
         return loss
 
     def volume_constraint(x, grad):
@@ -178,19 +191,41 @@ def oc_update(objective: Any, x: np.ndarray, grad: np.ndarray, volume_grad: np.n
     return candidate(hi)
 
 
-def run_oc(objective: Any, x0: np.ndarray, budget: int, options: OCOptions, rec: Recorder
-           ) -> tuple[str, str, bool]:
+def mma_start(state: OptimizerState, size: int) -> np.ndarray:
+    """The start recorded in an MMA result's state (see the module docstring)."""
+    require_scalars(state, {"restart_only": bool})
+    return require_arrays(state, {"start": (size,)}, finite=("start",))["start"].copy()
+
+
+def run_oc(objective: Any, x0: np.ndarray, budget: int, options: OCOptions, rec: Recorder,
+           state: OptimizerState | None = None) -> tuple[str, str, bool]:
     """``oc`` with ``budget`` iterations (``budget + 1`` evaluations)."""
     lower, upper, volume_fraction = density_contract(objective, "oc")
-    x = np.clip(np.array(x0, dtype=np.float64), lower, upper)
-    _, g = rec.evaluate(x)
+    change = float("nan")  # max |x_k - x_(k-1)| of the last step
+    if state is None:
+        x = np.clip(np.array(x0, dtype=np.float64), lower, upper)
+        f, g = rec.evaluate(x)
+    else:
+        arrays = require_arrays(state, {"x": (x0.size,), "g": (x0.size,)}, finite=("x", "g"))
+        f = require_scalars(state, {"f": float})["f"]
+        change = float(state.scalars.get("change", change))
+        x, g = arrays["x"].copy(), arrays["g"].copy()
+        rec.restore(x, f, g)
+        if options.change_tol is not None and change < options.change_tol:
+            return "converged", f"max |x_new - x| = {change:.3g} < change_tol", True
+
+    def state_of(x=x, g=g, f=f, change=change, copy=True):
+        return rec.make_state({"x": x.copy(), "g": g.copy()}, {"f": f, "change": change})
+
+    rec.boundary(state_of)
     for _ in range(budget):
         x_new = oc_update(objective, x, g, _volume_grad(objective, x), lower, upper,
                           volume_fraction, options)
         change = float(np.max(np.abs(x_new - x))) if x.size else 0.0
         f, g = rec.evaluate(x_new)
-        rec.accept(x_new, f, g)
+        rec.accept(x_new, f, g,
+                   state=lambda copy=True, x=x_new, g=g, f=f, c=change: state_of(x, g, f, c))
         x = x_new
         if options.change_tol is not None and change < options.change_tol:
             return "converged", f"max |x_new - x| = {change:.3g} < change_tol", True
-    return "max_steps", f"reached {budget} iterations", False
+    return "max_steps", f"reached {rec.steps} iterations", False

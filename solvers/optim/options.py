@@ -19,7 +19,7 @@ from typing import Any
 
 __all__ = [
     "LbfgsOptions", "GDOptions", "AdamOptions", "HDOptions", "GDLSOptions", "MMAOptions",
-    "OCOptions", "OPTIONS_BY_METHOD", "make_options",
+    "OCOptions", "make_options",
 ]
 
 
@@ -55,21 +55,27 @@ def _as_float(options: Any, *names: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class LbfgsOptions:
-    """``lbfgs``: scipy's L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995), no bounds.
+    """``lbfgs``: L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995) without bounds.
 
     Attributes:
         memory: number of correction pairs m kept by L-BFGS-B (``maxcor``).
         factr: stop when the relative decrease of f is <= ``factr * eps`` (``ftol = factr*eps``).
         pgtol: stop when ``max |g_i| <= pgtol``.
         maxls: maximum line-search trials per iteration.
+        implementation: ``"own"`` (our engine, :mod:`solvers.optim.lbfgs`, checkpointable) or
+            ``"scipy"`` (:func:`scipy.optimize.minimize`, the reference).
     """
 
     memory: int = 10
     factr: float = 1.0
     pgtol: float = 1e-14
     maxls: int = 20
+    implementation: str = "own"
 
     def __post_init__(self):
+        if self.implementation not in ("own", "scipy"):
+            raise ValueError(f"LbfgsOptions.implementation must be 'own' or 'scipy'; got "
+                             f"{self.implementation!r}")
         _check_int("LbfgsOptions", "memory", self.memory, low=1)
         _check_real("LbfgsOptions", "factr", self.factr, low=0.0)
         _check_real("LbfgsOptions", "pgtol", self.pgtol, low=0.0)
@@ -219,15 +225,12 @@ class OCOptions:
         _as_float(self, "move", "change_tol", "lambda_min", "lambda_max", "bisection_tol")
 
 
-OPTIONS_BY_METHOD: dict[str, type] = {
-    "lbfgs": LbfgsOptions,
-    "gd": GDOptions,
-    "adam": AdamOptions,
-    "hd": HDOptions,
-    "gd_ls": GDLSOptions,
-    "mma": MMAOptions,
-    "oc": OCOptions,
-}
+def __getattr__(name: str):
+    """``OPTIONS_BY_METHOD``: method name -> options class, read from the method registry."""
+    if name == "OPTIONS_BY_METHOD":
+        from .registry import REGISTRY
+        return {method: spec.options_class for method, spec in REGISTRY.items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_options(method: str, method_options: dict[str, Any]) -> Any:
@@ -237,10 +240,9 @@ def make_options(method: str, method_options: dict[str, Any]) -> Any:
         ValueError: unknown method (the message lists the methods) or an invalid value.
         TypeError: an option name the method does not have (the message lists the valid ones).
     """
-    if method not in OPTIONS_BY_METHOD:
-        raise ValueError(f"unknown method {method!r}; expected one of "
-                         f"{', '.join(sorted(OPTIONS_BY_METHOD))}")
-    options_class = OPTIONS_BY_METHOD[method]
+    from .registry import method_spec
+
+    options_class = method_spec(method).options_class
     valid = [field.name for field in dataclasses.fields(options_class)]
     unknown = sorted(set(method_options) - set(valid))
     if unknown:

@@ -19,7 +19,16 @@ or counted in ``skipped_pairs``.
 
 A resumed run (``previous`` given) starts from ``previous.x``: its first evaluation (at that point)
 is appended to the evaluation history but not repeated as an iterate, and iterate indices continue
-from ``previous.iterations``.
+from ``previous.iterations``. A run resumed from an exact state calls :meth:`Recorder.restore`
+instead of evaluating the start: nothing is appended.
+
+Optimizer state: a method whose state can be saved passes ``state=`` to :meth:`Recorder.accept`
+(and to :meth:`Recorder.boundary` at its start), a function ``state(copy: bool)`` returning its
+:class:`~.state.OptimizerState` at that boundary (``copy=False`` only for the final result, when
+the method's buffers are no longer used); it must not change what that function reads until its
+next :meth:`Recorder.evaluate`. Snapshots and the result carry the state only while no
+evaluation has begun since, so a state always matches the histories it is stored with (a run
+interrupted inside a line search carries none).
 """
 from __future__ import annotations
 
@@ -29,6 +38,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..result import OptimizationResult, ProgressInfo, RecordOptions
+from .state import OptimizerState, objective_fingerprint, option_scalars
 
 __all__ = ["Recorder", "RunStopped", "curvature_pair_accepted", "MACHINE_EPSILON"]
 
@@ -119,6 +129,8 @@ class Recorder:
         self._s_pairs: list[np.ndarray] = []
         self._y_pairs: list[np.ndarray] = []
         self._skipped = 0
+        self._resets: list[int] = []
+        self._state_source: tuple[Callable[..., OptimizerState], int] | None = None
         self._k = 0
         self._best = float("inf")
         if previous is not None:
@@ -144,7 +156,16 @@ class Recorder:
             self._s_pairs = list(np.asarray(previous.s_pairs, dtype=np.float64))
             self._y_pairs = list(np.asarray(previous.y_pairs, dtype=np.float64))
             self._pair_iterations = [int(i) for i in previous.pair_iterations]
+        # The previous result added its last iterate and design although the rules may not keep
+        # them (RecordOptions: "and the last"); that iterate is no longer the last one.
+        k = int(previous.iterations)
+        if self._iterate_indices and self._iterate_indices[-1] == k \
+                and not self.record.keeps_iterate(k):
+            del self._iterate_indices[-1], self._iterates[-1], self._gradients[-1]
+        if self._design_indices and self._design_indices[-1] == k and k not in self._designs_at:
+            del self._design_indices[-1], self._designs[-1]
         self._skipped = int(previous.skipped_pairs)
+        self._resets = [int(i) for i in previous.reset_iterations]
         self._k = int(previous.iterations)
         self._previous_elapsed = float(previous.elapsed)
         self._best = _finite_min(np.asarray(self._losses, dtype=np.float64))
@@ -176,6 +197,7 @@ class Recorder:
             RunStopped: status ``"failed"`` if the objective raises or returns a non-finite loss,
                 a non-finite gradient or a gradient of the wrong shape.
         """
+        self._state_source = None  # the method leaves its last boundary
         x = np.array(x, dtype=np.float64, copy=True)
         if not self._evaluated:
             self._first_x, self._evaluated = x, True
@@ -203,13 +225,48 @@ class Recorder:
             self._start(x, loss, grad)
         return loss, grad.copy()
 
-    def accept(self, x: np.ndarray, loss: float, grad: np.ndarray
+    def restore(self, x: np.ndarray, loss: float, grad: np.ndarray) -> None:
+        """Continue a resumed run at its last iterate ``(x, loss, grad)`` without evaluating."""
+        if self.previous is None or self.current is not None:
+            raise RuntimeError("restore() is for the start of a resumed run only")
+        x = np.array(x, dtype=np.float64, copy=True)
+        self._first_x, self._evaluated = x, True
+        self.current = (x, float(loss), np.array(grad, dtype=np.float64, copy=True))
+        self.last_evaluation = self.current
+
+    def boundary(self, state: Callable[..., OptimizerState]) -> None:
+        """Register the method's state function for the iteration boundary being reached."""
+        self._state_source = (state, self.evaluations)
+
+    def make_state(self, arrays: dict[str, np.ndarray], scalars: dict[str, Any]
+                   ) -> OptimizerState:
+        """The method's state with the common entries added: the fingerprint, the options
+        (``option.<name>``), ``evaluations`` and ``iterations`` at this boundary."""
+        common = {**option_scalars(self.options), "evaluations": self.evaluations,
+                  "iterations": self._k}
+        return OptimizerState(method=self.method, size=int(self.objective.size),
+                              fingerprint=objective_fingerprint(self.objective), arrays=arrays,
+                              scalars={**scalars, **common})
+
+    def note_reset(self) -> None:
+        """Record that the method emptied its L-BFGS memory at the current iterate."""
+        self._resets.append(self._k)
+
+    def accept(self, x: np.ndarray, loss: float, grad: np.ndarray, pair: Any = "compute",
+               state: Callable[..., OptimizerState] | None = None
                ) -> tuple[np.ndarray, np.ndarray] | None:
         """Record ``(x, loss, grad)`` as the next accepted iterate and call the callback.
 
+        Args:
+            pair: for L-BFGS-type methods that decide their pairs themselves: the kept pair
+                ``(s, y)`` (copied if recorded) or None (skipped); by default the recorder forms
+                ``s = x - x_old``, ``y = grad - g_old`` and applies
+                :func:`curvature_pair_accepted`.
+            state: the method's state function at this boundary (see the module docstring).
+
         Returns:
-            For L-BFGS-type methods the correction pair ``(s, y)`` if the curvature test keeps
-            it, else None (always None for other methods).
+            For L-BFGS-type methods the correction pair ``(s, y)`` if it is kept, else None
+            (always None for other methods).
 
         Raises:
             RunStopped: status ``"interrupted"`` when the callback raises ``StopIteration``.
@@ -219,22 +276,27 @@ class Recorder:
         x = np.array(x, dtype=np.float64, copy=True)
         grad = np.array(grad, dtype=np.float64, copy=True)
         x_old, _, g_old = self.current
+        if state is not None:
+            self.boundary(state)
         self._k += 1
         self._iterate_losses.append(float(loss))
         self._grad_norms.append(float(np.linalg.norm(grad)))
         self._step_lengths.append(float(np.linalg.norm(x - x_old)))
         self.current = (x, float(loss), grad)
         self._store_iterate()
-        pair = None
+        given = not isinstance(pair, str)
+        if not given:
+            pair = None
         if self.track_pairs:
-            s, y = x - x_old, grad - g_old
-            accepted = curvature_pair_accepted(s, y, g_old)
-            self.local_pair_flags.append(accepted)
-            if accepted:
-                pair = (s, y)
+            if not given:
+                s, y = x - x_old, grad - g_old
+                pair = (s, y) if curvature_pair_accepted(s, y, g_old) else None
+            self.local_pair_flags.append(pair is not None)
+            if pair is not None:
                 if self.record.keeps_pair(self._k):
-                    self._s_pairs.append(s)
-                    self._y_pairs.append(y)
+                    copy = given  # the method's own buffers are reused later
+                    self._s_pairs.append(np.array(pair[0], dtype=np.float64, copy=copy))
+                    self._y_pairs.append(np.array(pair[1], dtype=np.float64, copy=copy))
                     self._pair_iterations.append(self._k)
             else:
                 self._skipped += 1
@@ -290,8 +352,12 @@ class Recorder:
                              f"the callback raised StopIteration at iterate {self._k}") from stop
 
     # -- the result ----------------------------------------------------------------------------
-    def result(self, status: str, message: str, *, converged: bool) -> OptimizationResult:
-        """The run so far as an :class:`~solvers.result.OptimizationResult` (state unchanged)."""
+    def result(self, status: str, message: str, *, converged: bool, final: bool = False
+               ) -> OptimizationResult:
+        """The run so far as an :class:`~solvers.result.OptimizationResult` (state unchanged).
+
+        ``final``: the method has returned; its state may hand over its buffers uncopied.
+        """
         n = self.objective.size
         iterate_losses = list(self._iterate_losses)
         grad_norms = list(self._grad_norms)
@@ -319,6 +385,9 @@ class Recorder:
             except Exception as error:  # noqa: BLE001 - keep the run's data regardless
                 message += (f"; the design of the last iterate could not be computed "
                             f"({type(error).__name__}: {error})")
+        state = None
+        if self._state_source is not None and self._state_source[1] == self.evaluations:
+            state = self._state_source[0](copy=not final)
         keep_iterates = self.record.keeps_last_iterate() or bool(iterates)
         keep_pairs = (self.track_pairs and self.record.pairs) or bool(self._s_pairs)
         return OptimizationResult(
@@ -341,8 +410,10 @@ class Recorder:
             y_pairs=_rows(self._y_pairs, n) if keep_pairs else None,
             pair_iterations=np.array(self._pair_iterations, dtype=int),
             skipped_pairs=self._skipped,
+            reset_iterations=np.array(self._resets, dtype=int),
             design_indices=np.array(design_indices, dtype=int),
             designs=np.array(designs, dtype=np.float64) if designs else None,
             elapsed=self.elapsed(),
+            state=state,
         )
 

@@ -6,7 +6,7 @@ Commands::
                    [--shard I/N] [--force] [--no-progress]
     nrto study tune SPEC [--out DIR] [executor options] [--shard I/N] [--force] [--max-trials K]
     nrto study status DIR [--json]
-    nrto study report DIR
+    nrto study report DIR [--per-seed]
 
 ``run`` first runs the tuning stage when the spec has one, then the evaluation cells; rerunning
 it continues where it stopped. ``--out`` defaults to ``results/studies/<name>``. Exit status: 0
@@ -15,7 +15,7 @@ rerun to retry); 2 bad input (one line on stderr, nothing written); 130 interrup
 
 Everything that can be checked is checked before anything is written: the spec, the shard, the
 folder (a folder written by another spec is refused unless ``--force``) and the executor (a
-scheduler that does not answer within 5 s).
+scheduler that does not answer within 3 s).
 """
 from __future__ import annotations
 
@@ -79,6 +79,8 @@ def add_study_commands(subparsers, commands: dict | None = None) -> argparse.Arg
     status.add_argument("--json", action="store_true", help="print JSON")
     report = sub.add_parser("report", help="write REPORT.md, tables (CSV) and figures")
     report.add_argument("dir", help="the study's results folder")
+    report.add_argument("--per-seed", action="store_true",
+                        help="also draw the raw loss curve of every seed")
     if commands is not None:
         commands["study"] = study_command
     return study
@@ -114,6 +116,7 @@ def _command_run(args) -> int:
     from .tune import tune_study, tuned_values
 
     study, folder, shard, executor = _prepare(args)
+    finished = False
     try:
         tuned = None
         if study.tune is not None:
@@ -121,8 +124,9 @@ def _command_run(args) -> int:
             tuned = tuned_values(study, folder)
         outcome = run_study(study, folder, executor, shard=shard, tuned=tuned,
                             progress=not args.no_progress)
+        finished = True
     finally:
-        executor.close()
+        executor.close(wait=finished)
     done = len(outcome.cells) - len(outcome.errors)
     print(f"study {study.name}: {done} of {len(outcome.cells)} cells done "
           f"({outcome.skipped} already), {len(outcome.failed)} failed runs, "
@@ -137,11 +141,13 @@ def _command_tune(args) -> int:
     if study.tune is None:
         executor.close()
         raise _usage(f"{args.spec} has no [tune] section")
+    finished = False
     try:
         history = tune_study(study, folder, executor, shard=shard,
                              progress=not args.no_progress, max_trials=args.max_trials)
+        finished = True
     finally:
-        executor.close()
+        executor.close(wait=finished)
     for group, trials in history.items():
         ok = [t for t in trials if t["status"] == "ok"]
         best = min(ok, key=lambda t: (t["loss"], t["tid"])) if ok else None
@@ -177,7 +183,7 @@ def _command_status(args) -> int:
 def _command_report(args) -> int:
     from .report import write_report
 
-    path = write_report(args.dir)
+    path = write_report(args.dir, per_seed=args.per_seed)
     print(path)
     return EXIT_OK
 

@@ -8,7 +8,9 @@ cells are NaN) into variables with dims ``(problem, model, penal, method, seed, 
 * ``evaluations``, ``iterations``: counts per cell (-1 where not finished);
 * ``wall_s``, ``cpu_s``: time per cell.
 
-Coordinates are the labels of the spec in its order; ``step`` runs to the longest curve.
+Coordinates are the labels of the spec in its order; ``step`` runs to the longest curve. Select
+with a dict, ``ds.loss.sel({"method": "LBFGS", "seed": 0})``: ``.sel(method=...)`` is xarray's
+own keyword.
 """
 from __future__ import annotations
 

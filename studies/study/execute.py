@@ -158,9 +158,10 @@ def _provenance(wall: float, cpu: float, executor: str, resumed: int,
 
 
 def _uses(result, optimizer: str) -> int:
-    from solvers.optimizers import EVALUATION_BUDGET_METHODS
+    from solvers.optim.registry import method_spec
 
-    return result.evaluations if optimizer in EVALUATION_BUDGET_METHODS else result.iterations
+    return result.evaluations if method_spec(optimizer).budget_unit == "evaluations" \
+        else result.iterations
 
 
 def run_cell(cell_data: Mapping[str, Any], folder: str, *, record: Mapping[str, Any],
@@ -195,6 +196,10 @@ def run_cell(cell_data: Mapping[str, Any], folder: str, *, record: Mapping[str, 
         record_options = dataclasses.replace(
             record_options, designs_at=(*record_options.designs_at, -1))
     run_path = study_folder.run_path(cell)
+    for target in (run_path, study_folder.record_path(cell)):  # left by a killed writer
+        for stale in target.parent.glob(f".{target.name}.tmp-*") if target.parent.exists() \
+                else ():
+            stale.unlink(missing_ok=True)
     try:
         objective = BestTracker(_objective(cell, record_options))
         checkpoint = read_checkpoint(run_path)
@@ -249,8 +254,8 @@ def run_cell(cell_data: Mapping[str, Any], folder: str, *, record: Mapping[str, 
             best_design=best, best_evaluation=objective.best_evaluation,
             dtype=_dtype(objective._objective),
             provenance=_provenance(wall, cpu, executor, int(resume is not None), restarted))
-        if keep_runs:
-            save(result, partial=False)
+        if keep_runs:  # the finished run without the optimizer state (nothing to resume)
+            save(dataclasses.replace(result, state=None), partial=False)
         study_folder.write_record(compact)
         if not keep_runs:
             Path(run_path).unlink(missing_ok=True)

@@ -12,11 +12,12 @@ Statistics (per group = ``(problem, model, penal, method)``, over the seeds whos
 
 ``write_report(DIR)`` writes ``DIR/REPORT.md``, ``DIR/tables/*.csv`` (every table of the report)
 and ``DIR/figures/*.png`` (median curves with IQR bands per method on a log axis; final designs of
-the median seed).
+the median seed; on request the raw curve of every seed).
 """
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -58,8 +59,12 @@ def study_status(path: str | Path) -> dict[str, Any]:
     from .tune import _load as load_trials
     from .tune import tune_groups
 
+    from .tune import tuned_values
+
     folder = StudyFolder(path)
-    study, cells, records = _load(folder)
+    study = folder.study()
+    cells = expand(study, tuned_values(study, folder) if study.tune is not None else None)
+    records = {cell.key: folder.read_summary(cell) for cell in cells}
     done = [r for r in records.values() if r is not None]
     partial = sum(1 for c in cells if records[c.key] is None and folder.run_path(c).exists())
     methods = {}
@@ -69,8 +74,8 @@ def study_status(path: str | Path) -> dict[str, Any]:
         row["cells"] += 1
         record = records[cell.key]
         row["done"] += record is not None
-        row["failed"] += record is not None and record.status == "failed"
-    cpu = sum(float(r.provenance.get("cpu_s", 0.0)) for r in done)
+        row["failed"] += record is not None and record["status"] == "failed"
+    cpu = sum(float(r["provenance"].get("cpu_s", 0.0)) for r in done)
     tune = None
     if study.tune is not None:
         groups = tune_groups(study)
@@ -78,7 +83,7 @@ def study_status(path: str | Path) -> dict[str, Any]:
         tune_cpu = 0.0
         for trial_folder in [folder.records_dir("tune")]:
             for file in trial_folder.glob("*.json") if trial_folder.exists() else []:
-                tune_cpu += float(CompactRecord.from_json(file.read_text()).provenance
+                tune_cpu += float(json.loads(file.read_text()).get("provenance", {})
                                   .get("cpu_s", 0.0))
         tuned_methods = set(study.tune.methods)
         waiting = len(groups) and sum(
@@ -89,7 +94,7 @@ def study_status(path: str | Path) -> dict[str, Any]:
                 "waiting_cells": int(waiting), "cpu_hours": tune_cpu / 3600.0}
         cpu += tune_cpu
     return {"study": study.name, "cells": len(cells), "done": len(done),
-            "failed": sum(1 for r in done if r.status == "failed"), "partial": partial,
+            "failed": sum(1 for r in done if r["status"] == "failed"), "partial": partial,
             "pending": len(cells) - len(done), "cpu_hours": cpu / 3600.0,
             "methods": list(methods.values()), "tune": tune}
 
@@ -171,6 +176,42 @@ def _markdown(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def _per_seed_figures(folder: StudyFolder, cells, records) -> list[Path]:
+    """Raw loss per step of every finished seed (divergence shows here), one figure per panel."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = folder.path / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    panels: dict[tuple, list] = {}
+    for (problem, model, penal, method), members in _groups(cells).items():
+        panels.setdefault((problem, model, penal), []).append((method, members))
+    written = []
+    for (problem, model, penal), groups in panels.items():
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for index, (method, members) in enumerate(groups):
+            color = f"C{index % 10}"
+            for n, cell in enumerate(members):
+                record = records[cell.key]
+                if record is None:
+                    continue
+                with np.errstate(invalid="ignore"):
+                    values = np.where(record.curve > 0, record.curve, np.nan)
+                axis.plot(values, color=color, alpha=0.5, linewidth=0.8,
+                          label=method if n == 0 else None)
+        axis.set_yscale("log")
+        axis.set_xlabel("step")
+        axis.set_ylabel("loss (raw, per seed)")
+        axis.set_title(f"{problem} / {model} / p = {penal:g}: every seed")
+        axis.legend()
+        path = out / f"seeds-{_safe(problem)}-{model}-p{penal:g}.png"
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
 def _figures(folder: StudyFolder, cells, records, curves) -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
@@ -228,8 +269,9 @@ def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in text)
 
 
-def write_report(path: str | Path) -> Path:
-    """Write ``REPORT.md``, the CSV tables and the figures of the study in ``path``."""
+def write_report(path: str | Path, per_seed: bool = False) -> Path:
+    """Write ``REPORT.md``, the CSV tables and the figures of the study in ``path``
+    (``per_seed``: also the raw curve of every seed, one figure per panel)."""
     from .tune import trials_table
 
     folder = StudyFolder(path)
@@ -256,6 +298,8 @@ def write_report(path: str | Path) -> Path:
     if trials:
         _write_csv(tables / "tuning.csv", trials)
     figures = _figures(folder, cells, records, curves)
+    if per_seed:
+        figures += _per_seed_figures(folder, cells, records)
     columns = ["problem", "model", "penal", "method", "done", "cells", "failed", "median",
                "iqr_low", "iqr_high", "convergence_step", "median_last_raw"]
     steps_columns = [f"{name}@{s}" for s in study.report_steps

@@ -632,9 +632,9 @@ def group_axes(cell: Cell) -> dict[str, Any]:
 
 
 def _default_curve(optimizer: str) -> str:
-    from solvers.optimizers import EVALUATION_BUDGET_METHODS
+    from solvers.optim.registry import method_spec
 
-    return "evaluation" if optimizer in EVALUATION_BUDGET_METHODS else "iterate"
+    return "evaluation" if method_spec(optimizer).budget_unit == "evaluations" else "iterate"
 
 
 def expand(study: Study, tuned: Mapping[tuple, float] | None = None) -> tuple[Cell, ...]:
@@ -690,7 +690,7 @@ def expand(study: Study, tuned: Mapping[tuple, float] | None = None) -> tuple[Ce
                         curve=method.curve or _default_curve(method.optimizer),
                         variant=variant_name)
             if method.name in tuned_methods:
-                value = (tuned or {}).get(group_id(cell))
+                value = ({} if tuned is None else tuned).get(group_id(cell))
                 if value is None:
                     continue
                 cell = dataclasses.replace(cell, options={**cell.options,
