@@ -39,7 +39,7 @@ def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_
     Raises:
         StudyError: an unknown item, a folder of another spec, or an executor problem.
     """
-    from studies.study import StudyError, make_executor, run_study, tune_study
+    from studies.study import StudyError, make_executor, run_study, tune_study, tuned_values
 
     from .items import ITEMS, Context
     from .report import write_report
@@ -60,11 +60,9 @@ def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_
                 folder.check_owner(study, force=False)
                 if study.tune is not None and tune:
                     tune_study(study, folder, executor, progress=progress)
-                if study.tune is None or tune or key.startswith("tuning"):
-                    from studies.study import tuned_values
+                if study.tune is None or (tune and key == "chapter3-tuned"):
+                    # the tuning studies' best trials are their records: nothing to rerun
                     values = tuned_values(study, folder) if study.tune is not None else None
-                    if key.startswith("tuning"):
-                        values = None   # the tuned method's best trial is already a record
                     outcome = run_study(study, folder, executor, progress=progress,
                                         tuned=values)
                     for error in outcome.errors:

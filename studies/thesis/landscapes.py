@@ -44,5 +44,5 @@ def eds(spectrum, points: int = 10_000, variance: float = SLQ_VARIANCE
     grid = np.linspace(low, high, points)
     sigma = np.sqrt(variance * max(1.0, high - low))
     density = spectrum.density(grid, sigma)
-    area = np.trapz(density, grid)
+    area = np.trapezoid(density, grid)
     return grid, density / area if area > 0 else density
