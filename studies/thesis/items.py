@@ -32,8 +32,8 @@ from studies.study import Study, StudyFolder
 from studies.study.records import atomic_write_bytes
 
 from . import figures, specs
-from .curves import RunSet, best_so_far, load_runs, median_curve, summarize
-from .protocol import METHODS, PROBLEMS, TABLE_METHOD, TUNING_BUDGETS, code_of, parse_code, \
+from .curves import RunSet, load_runs, summarize
+from .protocol import METHODS, PROBLEMS, TABLE_METHOD, code_of, parse_code, \
     published_step, METHODS_BY_NAME
 
 __all__ = ["ITEMS", "STUDIES", "Context", "Item", "Section", "TABLE_33_COLUMNS",
@@ -365,7 +365,7 @@ def _per_seed_figure(ctx: Context, item: Item, method: str, models, penalties, p
     return (path.name,), "; ".join(notes) if notes else "No records yet."
 
 
-# -- landscape figures (cached) ---------------------------------------------------------------------
+# -- landscape figures (cached) ------------------------------------------------------------------
 
 def _cache(ctx: Context, item: Item, compute: Callable[[], dict]) -> dict:
     """``compute()`` once per item and out folder (arrays in .npz, the rest in .json)."""
@@ -515,14 +515,17 @@ ITEMS: dict[str, Item] = {item.name: item for item in (
          "Rademacher probes, mean +- 3 sigma.",
          "Reconstructed test CNN (ambiguity 18: the thesis's 8,345-parameter net is not "
          "specified; ours keeps a dense layer because CNNConfig has one); ambiguity 17."),
-    Item("table-b1", "Table B.1: GD step tuning", ("tuning-B.1", "tuning-B.1-published"), build_table_b,
+    Item("table-b1", "Table B.1: GD step tuning",
+         ("tuning-B.1", "tuning-B.1-published"), build_table_b,
          "TPE, 30 trials, quniform q = 0.1, CNN x in [-6, 0.3], pixels [-3, 1]; budgets and "
          "seeds of Table B.1; the published step at the same budget and seeds.",
          "NaN as a failed trial, rstate fixed, last value (ambiguity 15); seeds 0..n-1 "
          "(ambiguity 5); 8 pixel rows, NN3A and NN1A by default."),
-    Item("table-b2", "Table B.2: HD_M1 step tuning", ("tuning-B.2", "tuning-B.2-published"), build_table_b,
+    Item("table-b2", "Table B.2: HD_M1 step tuning",
+         ("tuning-B.2", "tuning-B.2-published"), build_table_b,
          "As B.1 with Table B.2's budgets.", "As B.1 (ambiguities 13-15)."),
-    Item("table-b3", "Table B.3: HD_M10 step tuning", ("tuning-B.3", "tuning-B.3-published"), build_table_b,
+    Item("table-b3", "Table B.3: HD_M10 step tuning",
+         ("tuning-B.3", "tuning-B.3-published"), build_table_b,
          "As B.1 with Table B.3's budgets.", "As B.1 (ambiguities 13-15)."),
     Item("step-sizes", "Why GD at the published steps diverges on our CNNs (issue 9 item 3)",
          (), build_step_sizes,
