@@ -114,13 +114,18 @@ def interpolation_panels(path, panels: Sequence[tuple[str, Mapping[str, tuple]]]
     return save(figure, path)
 
 
-def spectra_panels(path, rows: Sequence[tuple[str, Mapping[str, tuple]]], *, title: str) -> Path:
-    """Rows ``(row title, {"B": (grid, density), "H": (grid, density)})``: B left, H right."""
-    figure, axes = _figure(len(rows), 2)
+_SPECTRA_COLUMNS = (("B", "L-BFGS B", "C3"), ("H", "Hessian", "C0"))
+
+
+def spectra_panels(path, rows: Sequence[tuple[str, Mapping[str, tuple]]], *, title: str,
+                   columns: Sequence[tuple[str, str, str]] = _SPECTRA_COLUMNS) -> Path:
+    """Rows ``(row title, {key: (grid, density)})``; ``columns`` are ``(key, label, colour)``
+    (default: B of L-BFGS left in red, the Hessian right in blue, as the thesis draws them)."""
+    figure, axes = _figure(len(rows), len(columns))
     for r, (name, densities) in enumerate(rows):
-        for c, (key, color) in enumerate((("B", "C3"), ("H", "C0"))):
+        for c, (key, label, color) in enumerate(columns):
             ax = axes[r][c]
-            ax.set_title(f"{name}: {'L-BFGS B' if key == 'B' else 'Hessian'}", fontsize=9)
+            ax.set_title(f"{name}: {label}", fontsize=9)
             if key not in densities:
                 _missing(ax)
                 continue

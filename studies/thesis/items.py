@@ -487,20 +487,21 @@ ITEMS: dict[str, Item] = {item.name: item for item in (
            "is float64; ambiguity 25).")
       for name, code in specs.SPECTRA_CODES.items()],
     Item("fig-3.9", "Fig 3.9: distance from the start and gradient norm, p = 3",
-         ("distance", "chapter3"), functools.partial(build_distance, penal=3.0),
+         ("distance",), functools.partial(build_distance, penal=3.0),
          "CNN, A and D, p = 3, L-BFGS 300 and GD 700; distance and gradient norm median of 3 "
          "seeds, loss median of 10 (red).",
          "Euclidean norm with the root (ambiguity 24); distance at every 25th iterate and the "
-         "gradient norm per iterate (the engine records no per-evaluation norm)."),
+         "gradient norm per iterate (the engine records no per-evaluation norm); the loss "
+         "overlay appears once the chapter3 study has records."),
     Item("fig-c.16", "Fig C.16: distance from the start and gradient norm, p = 1",
-         ("distance", "chapter3"), functools.partial(build_distance, penal=1.0),
+         ("distance",), functools.partial(build_distance, penal=1.0),
          "As Fig 3.9 at p = 1.", "As Fig 3.9 (ambiguity 24)."),
     Item("fig-3.3", "Fig 3.3: filter-normalized plane around the start, NN1D and NN3D",
-         ("chapter3",), functools.partial(build_surface, codes=("NN1D", "NN3D")),
+         (), functools.partial(build_surface, codes=("NN1D", "NN3D")),
          "CNN seed 0 start, directions of seeds 0 and 1, alpha, beta in [-1, 1], 51 x 51, "
          "contours of log10(loss), red dot at theta0.",
          "Grid, range, filters and seeds: ambiguities 19 and 21 (both p, seed 0)."),
-    Item("fig-c.15", "Fig C.15: filter-normalized planes, all 8 NN codes", ("chapter3",),
+    Item("fig-c.15", "Fig C.15: filter-normalized planes, all 8 NN codes", (),
          functools.partial(build_surface, codes=tuple(
              f"NN{p}{c}" for p in (3, 1) for c in PROBLEMS)),
          "As Fig 3.3 for every NN code.", "All 8 NN codes, seed 0 (ambiguities 19, 21)."),
