@@ -35,6 +35,8 @@ __all__ = ["QUICK_STEPS", "chapter3", "distance", "gd2000", "interpolation", "pr
 QUICK_SIZES = {"A": (8, 16), "B": (8, 16), "D": (16, 16), "E": (16, 16)}
 QUICK_STEPS = {"GD": 6, "HD_M1": 6, "HD_M10": 6, "GD_LS": 8, "LBFGS_M1": 8, "LBFGS": 8}
 QUICK_SEEDS = (0, 1)
+QUICK_TRIALS = 2
+QUICK_TUNING_CODES = ("P3A", "NN3A")   # B.2 and B.3 at toy scale (B.1 keeps its default rows)
 QUICK_PROBLEMS = ("A", "D")   # one small and one large problem at toy size
 QUICK_EXCLUDE = [{"model": "cnn", "seed": 1}]   # the CNN at one seed: its cells cost ~3 s each
 INTERPOLATION_ITERATES = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 50, 100)
@@ -117,7 +119,7 @@ def _tune_section(methods: Sequence[str], models: Sequence[str], penalties: Sequ
                     overrides.append({"match": {"problem": problem, "model": model,
                                                 "penal": penal, "method": name},
                                       "steps": steps, "seeds": list(range(seeds))})
-    return {"methods": list(methods), "trials": 3 if quick else 30, "q": 0.1,
+    return {"methods": list(methods), "trials": QUICK_TRIALS if quick else 30, "q": 0.1,
             "ranges": {"cnn": list(cnn_range), "pixel": [-3.0, 1.0]}, "random_state": 0,
             "overrides": overrides}
 
@@ -149,8 +151,12 @@ def chapter3(quick: bool = False, *, upsampling: str = "transpose", steps_source
             "exclude": QUICK_EXCLUDE if quick else []}
     if steps_source == "published":
         spec["overrides"] = _step_overrides(fixed, models, PENALTIES, PROBLEMS)
-    else:
-        spec["tune"] = _tune_section(fixed, models, PENALTIES, PROBLEMS, quick, CNN_TUNE_RANGE)
+    else:   # quick: GD only, at p = 3
+        spec["tune"] = _tune_section(["GD"] if quick else fixed, models,
+                                     (3.0,) if quick else PENALTIES, PROBLEMS, quick,
+                                     CNN_TUNE_RANGE)
+        if quick:
+            spec["methods"], spec["penalties"] = _methods(["GD"], quick), [3.0]
     return Study.from_dict(spec)
 
 
@@ -235,6 +241,8 @@ def tuning(table: str, quick: bool = False, *, codes: Sequence[str] | None = Non
     if table not in TABLE_METHOD:
         raise ValueError(f"table must be one of {sorted(TABLE_METHOD)}; got {table!r}")
     name = TABLE_METHOD[table]
+    if codes is None and quick and table != "B.1":
+        codes = QUICK_TUNING_CODES
     codes = tuple(codes if codes is not None else DEFAULT_TUNING_CODES[table]) or tuple(
         code_of(m, p, c) for m in ("cnn", "pixel") for p in PENALTIES for c in PROBLEMS)
     for code in codes:
