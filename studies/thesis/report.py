@@ -54,7 +54,9 @@ the start (best-so-far = the start loss). Readings tested or checked against the
 
 A loss normalized by its starting value (~1e4) would make 2.5e-4 act like ~2.7e-8, a step that
 does converge here (cf. the 1e-8 and 1e-7 probes), but neither the thesis nor Hoyer's code
-normalizes the compliance. So no faithful reading makes the published CNN steps stable; GD at
+normalizes the compliance. The same bound applies to HD's published CNN steps (Tables B.2 and
+B.3, 4e-3 to 0.63): HD's first step is a plain GD step (H0 = I, ambiguity 9). So no faithful
+reading makes the published CNN steps stable; GD at
 1e-6 (the lower edge of the thesis's search range) is the largest of our probes that improves
 steadily. The reproduction therefore runs Chapter 3 with the published steps (as the protocol
 says) and, with `--tune`, tunes its own CNN steps (study `chapter3-tuned`, log10 range
