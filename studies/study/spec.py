@@ -30,6 +30,10 @@ Conventions:
       CNN needs a seed >= 0.
     * ``steps`` is the method's own budget unit (evaluations for L-BFGS-type methods, iterations
       otherwise); a method entry may give its own ``steps`` and ``seeds`` instead of the grid's.
+    * ``model_options`` (per model kind, and per cell through overrides) go unchanged to the
+      model of :func:`studies.runner.build_objective`: the CNN's architecture and precision, the
+      pixel model's start (e.g. the paper's pixel runs of seed s starting from ``CNNModel(s)``'s
+      output), whatever the models accept; the solvers check them when the cell runs.
     * Problems named ``toy/quadratic`` or ``toy/rosenbrock`` are cheap analytic objectives
       (:mod:`studies.study.toy`) run through the same code path, for tests and demonstrations.
 """
