@@ -56,11 +56,13 @@ A loss normalized by its starting value (~1e4) would make 2.5e-4 act like ~2.7e-
 does converge here (cf. the 1e-8 and 1e-7 probes), but neither the thesis nor Hoyer's code
 normalizes the compliance. The same bound applies to HD's published CNN steps (Tables B.2 and
 B.3, 4e-3 to 0.63): HD's first step is a plain GD step (H0 = I, ambiguity 9). So no faithful
-reading makes the published CNN steps stable; GD at
-1e-6 (the lower edge of the thesis's search range) is the largest of our probes that improves
-steadily. The reproduction therefore runs Chapter 3 with the published steps (as the protocol
-says) and, with `--tune`, tunes its own CNN steps (study `chapter3-tuned`, log10 range
-[-9, 0.3], the thesis's budgets and seeds) and reports both (`table-3.3-cnn-tuned.csv`).
+reading makes the published CNN steps stable. Of our probes (30 steps), 1e-6, the lower edge of
+the thesis's search range, is the largest step that improves steadily on both variants (1e-5
+still improves the transposed CNN and sends the bilinear one to ~4e9), although it exceeds
+2/lambda_max at the start: the first steps leave the sharpest region. The reproduction
+therefore runs Chapter 3 with the published steps (as the protocol says) and, with `--tune`,
+tunes its own CNN steps (study `chapter3-tuned`, log10 range [-9, 0.3], the thesis's budgets and
+seeds) and reports both (`table-3.3-cnn-tuned.csv`).
 """
 
 
