@@ -1,0 +1,165 @@
+"""``nrto reproduce <target>``: the reproduction command group; ``thesis`` is one target.
+
+``add_reproduce_commands(subparsers)`` adds ``reproduce`` with one sub-command per entry of
+:data:`REPRODUCE_TARGETS` (name -> function that adds its parser); another target (e.g. the paper
+benchmark) joins by adding an entry. ``nrto reproduce thesis`` runs the studies that the chosen
+items need (resuming from their records), the tuning stage with ``--tune``, then builds the items
+and ``REPORT.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+__all__ = ["REPRODUCE_TARGETS", "add_reproduce_commands", "reproduce_thesis"]
+
+DEFAULT_OUT = Path("results/thesis")
+
+
+def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_OUT,
+                     quick: bool = False, jobs: int = 1, scheduler: str | None = None,
+                     tune: bool = False, upsampling: str = "transpose", run: bool = True,
+                     progress: bool = True) -> dict:
+    """Run what ``items`` need and build them (all items when None).
+
+    Args:
+        items: item names (see ``--list``).
+        out: the results folder.
+        quick: toy scale.
+        jobs, scheduler: the executor (``--jobs N`` local processes, or a Dask scheduler).
+        tune: also run the hyperopt stage of the tuning studies the items read.
+        upsampling: the CNN variant.
+        run: run the studies (False: only build from the records there are).
+
+    Returns:
+        item name -> :class:`~studies.thesis.items.Section`.
+
+    Raises:
+        StudyError: an unknown item, a folder of another spec, or an executor problem.
+    """
+    from studies.study import StudyError, make_executor, run_study, tune_study, tuned_values
+
+    from .items import ITEMS, Context
+    from .report import write_report
+
+    names = list(items) if items else list(ITEMS)
+    unknown = [n for n in names if n not in ITEMS]
+    if unknown:
+        raise StudyError(f"unknown item(s) {unknown}; known: {', '.join(ITEMS)}")
+    ctx = Context(Path(out), quick=quick, upsampling=upsampling, progress=progress)
+    keys = list(dict.fromkeys(k for n in names for k in ITEMS[n].studies))
+    if tune and any(n == "table-3.3" for n in names):
+        keys.append("chapter3-tuned")
+    if run and keys:
+        executor = make_executor(jobs=jobs, scheduler=scheduler)
+        try:
+            for key in keys:
+                study, folder = ctx.study(key), ctx.folder(key)
+                folder.check_owner(study, force=False)
+                if study.tune is not None and tune:
+                    tune_study(study, folder, executor, progress=progress)
+                if study.tune is None or (tune and key == "chapter3-tuned"):
+                    # the tuning studies' best trials are their records: nothing to rerun
+                    values = tuned_values(study, folder) if study.tune is not None else None
+                    outcome = run_study(study, folder, executor, progress=progress,
+                                        tuned=values)
+                    for error in outcome.errors:
+                        print(f"error: {error.error}", file=sys.stderr)
+        finally:
+            executor.close()
+    ctx.forget()
+    sections = {}
+    for name in names:
+        sections[name] = ITEMS[name].run(ctx)
+    total = 0.0
+    for key in dict.fromkeys(k for item in ITEMS.values() for k in item.studies):
+        if ctx.folder(key).spec_path.exists():
+            total += ctx.runs(key).cpu_seconds
+    write_report(ctx.out, ITEMS, intro=f"Compute of all study records so far (each run counted "
+                                       f"once): {total / 3600:.3f} CPU-hours.")
+    return sections
+
+
+def _thesis_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "thesis", help="the 2021 thesis's Chapter 3 and Appendices B-C (issue 9)",
+        description="Run the studies the chosen items need (resuming from their records) and "
+                    "write the tables, figures and REPORT.md under --out.")
+    parser.add_argument("--items", nargs="+", metavar="ITEM",
+                        help="items to build (default: all; --list shows them)")
+    parser.add_argument("--list", action="store_true", help="list the items and exit")
+    parser.add_argument("--quick", action="store_true",
+                        help="toy scale (seconds to minutes), written to results/thesis-quick")
+    executor = parser.add_mutually_exclusive_group()
+    executor.add_argument("--jobs", type=int, default=1, help="local worker processes")
+    executor.add_argument("--scheduler", metavar="ADDR", help="a Dask scheduler address")
+    parser.add_argument("--tune", action="store_true",
+                        help="also run the hyperopt stage (Tables B.1-B.3; our CNN steps)")
+    parser.add_argument("--upsampling", choices=("transpose", "bilinear"), default="transpose",
+                        help="the CNN: the thesis's transposed convolutions (default) or the "
+                             "paper's bilinear architecture")
+    parser.add_argument("--out", type=Path, help="results folder (default results/thesis, "
+                        "results/thesis-quick with --quick, .../paper-architecture for bilinear)")
+    parser.add_argument("--no-run", action="store_true",
+                        help="build the items from the records there are; run nothing")
+    parser.set_defaults(handler=_run_thesis)
+
+
+def _run_thesis(args: argparse.Namespace) -> int:
+    from studies.study import StudyError
+
+    from .items import ITEMS
+
+    if args.list:
+        for name, item in ITEMS.items():
+            print(f"{name:12s} {item.title}")
+        return 0
+    out = args.out
+    if out is None:
+        out = Path("results/thesis-quick" if args.quick else "results/thesis")
+        if args.upsampling == "bilinear":
+            out = out / "paper-architecture"
+    if args.jobs < 1:
+        print("error: --jobs must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        sections = reproduce_thesis(args.items, out=out, quick=args.quick, jobs=args.jobs,
+                                    scheduler=args.scheduler, tune=args.tune,
+                                    upsampling=args.upsampling, run=not args.no_run)
+    except StudyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for name, section in sections.items():
+        print(f"{name}: {section.cells_done}/{section.cells_total} cells, "
+              f"{', '.join(section.files)}")
+    print(f"report: {out / 'REPORT.md'}")
+    return 0
+
+
+REPRODUCE_TARGETS: dict[str, Callable] = {"thesis": _thesis_parser}
+"""Target name -> function adding its sub-parser to ``reproduce``'s subparsers."""
+
+
+def add_reproduce_commands(subparsers, commands: dict | None = None
+                           ) -> argparse.ArgumentParser:
+    """Add ``reproduce`` (with every target of :data:`REPRODUCE_TARGETS`) to ``subparsers``.
+
+    Args:
+        subparsers: an argparse subparsers action.
+        commands: the caller's command table; when given, ``commands["reproduce"]`` is set to
+            the handler (which calls the chosen target's ``handler``).
+    """
+    parser = subparsers.add_parser("reproduce", help="reproduce a publication's tables and "
+                                   "figures", description="Reproduce a publication's results.")
+    targets = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
+    for add in REPRODUCE_TARGETS.values():
+        add(targets)
+    if commands is not None:
+        commands["reproduce"] = _dispatch
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    return args.handler(args)

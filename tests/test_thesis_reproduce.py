@@ -1,0 +1,64 @@
+"""nrto reproduce thesis: --quick builds every item with the exact table formats."""
+import csv
+import json
+
+import pytest
+
+from studies.thesis.cli import REPRODUCE_TARGETS, reproduce_thesis
+from studies.thesis.items import (ITEMS, TABLE_32_COLUMNS, TABLE_33_COLUMNS, TABLE_B_COLUMNS)
+
+
+def _header(path):
+    with open(path, newline="") as handle:
+        return tuple(next(csv.reader(handle)))
+
+
+def test_quick_fig_b1_is_convex_and_reported(tmp_path):
+    sections = reproduce_thesis(["fig-b.1"], out=tmp_path, quick=True, progress=False)
+    assert (tmp_path / "fig-b.1.png").stat().st_size > 1000
+    rows = json.loads((tmp_path / "fig-b.1.json").read_text())
+    assert {(r["problem"], r["design"]) for r in rows} == {
+        (p, d) for p in ("A", "D") for d in ("uniform", "cnn")}
+    assert all(r["lambda_min"] / r["lambda_max"] > -1e-8 for r in rows)
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "QUICK toy run" in report
+    for name in ITEMS:
+        assert f"(`{name}`)" in report
+    assert "Not built yet" in report            # every other item says so
+    assert sections["fig-b.1"].cells_total == 0
+
+
+def test_cli_lists_items_and_reproduce_is_a_target_group(capsys):
+    from studies.cli import main
+
+    assert "thesis" in REPRODUCE_TARGETS
+    assert main(["reproduce", "thesis", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "table-3.3" in out and "fig-c.16" in out
+    assert main(["reproduce", "thesis", "--items", "fig-9.9", "--no-run",
+                 "--out", "/nonexistent/x"]) == 2
+
+
+@pytest.mark.slow
+def test_quick_every_item_end_to_end(tmp_path):
+    sections = reproduce_thesis(None, out=tmp_path, quick=True, tune=True, progress=False)
+    assert set(sections) == set(ITEMS)
+    for name, section in sections.items():
+        for file in section.files:
+            assert (tmp_path / file).stat().st_size > 0, (name, file)
+    assert _header(tmp_path / "table-3.3.csv") == TABLE_33_COLUMNS
+    assert _header(tmp_path / "table-3.2.csv") == TABLE_32_COLUMNS
+    for table in ("b1", "b2", "b3"):
+        assert _header(tmp_path / f"table-{table}.csv") == TABLE_B_COLUMNS
+    with open(tmp_path / "table-3.3.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["model"] for r in rows} == {"cnn", "pixel"}
+    assert {r["penal"] for r in rows} == {"1", "3"}
+    assert {r["optimizer"] for r in rows} == {"GD", "HD_M1", "HD_M10", "GD_LS", "LBFGS_M1",
+                                              "LBFGS"}
+    assert all(int(r["seeds_done"]) >= 1 and float(r["median_final_loss"]) > 0 for r in rows)
+    with open(tmp_path / "table-b1.csv", newline="") as handle:
+        b1 = list(csv.DictReader(handle))
+    assert all(int(r["trials"]) == 2 and float(r["tuned_step"]) > 0 for r in b1)
+    assert {r["code"] for r in b1} == {"P3A", "P3D", "P1A", "P1D", "NN3A", "NN1A"}
+    assert sections["table-3.3"].cells_done == sections["table-3.3"].cells_total
