@@ -1,0 +1,131 @@
+"""Compact records and run files: exact round trips, the commit-size bound, checkpoint states."""
+import dataclasses
+
+import numpy as np
+
+from solvers.result import OptimizationResult
+from studies.study.records import CompactRecord, decode_array, design_to_uint8, encode_array
+from studies.study.runfile import read_checkpoint, write_checkpoint
+from studies.study.spec import Cell
+
+
+def _cell(width=256, height=256, steps=1000):
+    return Cell(problem="P", model="cnn", penal=3.0, method="LBFGS", seed=0, steps=steps,
+                problem_definition={"problem": f"x_{width}x{height}", "family": "x",
+                                    "width": width, "height": height, "volume_fraction": 0.2,
+                                    "problem_params": {}},
+                optimizer="lbfgs", options={}, model_options={}, filter_radius=2.0,
+                curve="evaluation")
+
+
+def _synthetic_design(rng, height, width, blur=12, radius=2):
+    """What an optimized design looks like: a 0/1 structure of bars and holes (thresholded
+    blurred noise, 30 % solid) seen through the physics' cone filter of radius 2, so that its
+    edges are grey (about 40 % of the pixels here, more than in a converged design)."""
+    from scipy.ndimage import convolve, uniform_filter
+
+    noise = uniform_filter(rng.normal(size=(height, width)), blur, mode="wrap")
+    solid = (noise > np.quantile(noise, 0.7)).astype(np.float64)
+    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    cone = np.maximum(0.0, radius - np.hypot(x, y))
+    return convolve(solid, cone / cone.sum(), mode="nearest")
+
+
+def test_arrays_round_trip_bit_for_bit():
+    rng = np.random.default_rng(0)
+    for array in (rng.normal(size=1037), np.array([np.nan, np.inf, -0.0, 1e-300]),
+                  np.zeros(0), rng.integers(0, 255, size=(7, 5)).astype(np.uint8),
+                  rng.normal(size=(3, 4)).astype(np.float32)):
+        back = decode_array(encode_array(array))
+        assert back.dtype == array.dtype and back.shape == array.shape
+        assert back.tobytes() == array.tobytes()
+
+
+def test_design_quantization_error_is_at_most_half_a_level():
+    density = np.linspace(0.0, 1.0, 1001).reshape(7, 143)
+    q = design_to_uint8(density)
+    assert q.dtype == np.uint8 and q[0, 0] == 0 and q[-1, -1] == 255
+    assert np.max(np.abs(q / 255.0 - density)) <= 1 / 510 + 1e-15
+
+
+def test_compact_record_of_a_256x256_cell_after_1000_steps_is_at_most_50_kb():
+    rng = np.random.default_rng(1)
+    evaluations = 1039  # L-BFGS runs past maxfun = 1000 by its last line search
+    loss = 300.0 * np.exp(-np.linspace(0, 4, evaluations)) + 50 + rng.normal(0, 0.5, evaluations)
+    accepted = np.sort(rng.choice(np.arange(1, evaluations), size=949, replace=False))
+    iterate_loss = loss[np.r_[0, accepted]]  # L-BFGS: the accepted points are evaluations
+    final = _synthetic_design(rng, 256, 256)
+    best = final.copy()
+    best[100:110, 100:110] = 0.5  # the best evaluation a few steps before the last
+    record = CompactRecord(
+        cell=_cell(), status="max_steps", message="maxfun reached", converged=False,
+        iterations=949, evaluations=evaluations, loss_per_evaluation=loss,
+        loss_per_iterate=iterate_loss, grad_norm_per_iterate=np.abs(rng.normal(size=950)),
+        final_design=design_to_uint8(final), best_design=design_to_uint8(best),
+        best_evaluation=1000,
+        dtype="float32", provenance={"wall_s": 1.0, "cpu_s": 1.0, "versions": {"numpy": "2"},
+                                     "git_revision": "0" * 40, "host": "h"})
+    text = record.to_json()
+    print(f"compact record of a 256x256 cell after 1000 steps: {len(text.encode())} bytes")
+    assert len(text.encode()) <= 50_000, len(text.encode())
+    back = CompactRecord.from_json(text)
+    assert back.deterministic_json() == record.deterministic_json()
+    assert back.loss_per_evaluation.tobytes() == loss.tobytes()
+    assert back.loss_per_iterate.tobytes() == iterate_loss.tobytes()
+    assert np.array_equal(back.final_design, record.final_design)
+    assert np.array_equal(back.best_design, record.best_design)
+    # a best design far from the final one, and iterate losses that are not evaluations
+    other = dataclasses.replace(record, best_design=design_to_uint8(_synthetic_design(rng, 256,
+                                                                                      256)),
+                                loss_per_iterate=iterate_loss + 1.0)
+    again = CompactRecord.from_json(other.to_json())
+    assert np.array_equal(again.best_design, other.best_design)
+    assert again.loss_per_iterate.tobytes() == other.loss_per_iterate.tobytes()
+    # the deterministic part holds no timing or provenance
+    assert "wall_s" not in record.deterministic_json()
+    assert "git_revision" not in record.deterministic_json()
+
+
+@dataclasses.dataclass
+class FakeState:
+    """Stands for solvers' OptimizerState: to_dict() -> arrays/scalars/method/size/fingerprint."""
+
+    memory: np.ndarray
+    step: int
+
+    def to_dict(self):
+        return {"method": "lbfgs", "size": 3, "fingerprint": "abc",
+                "arrays": {"memory": self.memory}, "scalars": {"step": self.step, "rho": 0.5}}
+
+    @classmethod
+    def from_dict(cls, data):
+        assert data["method"] == "lbfgs" and data["fingerprint"] == "abc"
+        assert data["scalars"]["rho"] == 0.5
+        return cls(np.asarray(data["arrays"]["memory"]), int(data["scalars"]["step"]))
+
+
+def test_run_file_round_trip_with_optimizer_state(tmp_path):
+    rng = np.random.default_rng(2)
+    result = OptimizationResult(
+        method="lbfgs", options={"memory": 10}, x=rng.normal(size=3),
+        loss_per_evaluation=rng.normal(size=6), loss_per_iterate=rng.normal(size=4),
+        grad_norm_per_iterate=rng.normal(size=4), step_length_per_iterate=rng.normal(size=4),
+        iterations=3, evaluations=6, converged=False, status="interrupted", message="snapshot")
+    state = FakeState(rng.normal(size=(2, 3)), 3)
+    if "state" in {f.name for f in dataclasses.fields(OptimizationResult)}:
+        result = dataclasses.replace(result, state=state)
+    else:  # before the optimizer-state branch: the writer must still save a state it is given
+        result.state = state
+    path = tmp_path / "runs" / "cell.h5"
+    write_checkpoint(path, {"key": "k"}, result, partial=True, best_x=result.x, best_loss=1.5,
+                     best_evaluation=2, wall_s=3.0, cpu_s=2.0)
+    assert [p.name for p in path.parent.iterdir()] == ["cell.h5"]  # no temporary left
+    back = read_checkpoint(path)
+    assert back.partial and back.best_loss == 1.5 and back.best_evaluation == 2
+    assert back.wall_s == 3.0 and back.cell == {"key": "k"}
+    for name in ("x", "loss_per_evaluation", "loss_per_iterate", "grad_norm_per_iterate"):
+        assert getattr(back.result, name).tobytes() == getattr(result, name).tobytes()
+    assert back.result.iterations == 3 and back.result.options == {"memory": 10}
+    restored = getattr(back.result, "state", None) if hasattr(back.result, "state") else None
+    if "state" in {f.name for f in dataclasses.fields(OptimizationResult)}:
+        assert restored.step == 3 and restored.memory.tobytes() == state.memory.tobytes()

@@ -1,0 +1,107 @@
+"""Study specs: expansion of the grid, stable keys, overrides, the three file formats, bad input."""
+import json
+
+import pytest
+
+from studies.study.spec import Study, StudyError, expand, load_study
+
+TINY = {
+    "name": "tiny",
+    "problems": [{"name": "mbb_beam", "size": [16, 8], "volume_fraction": 0.5, "label": "A"},
+                 {"name": "cantilever_beam_full", "size": [16, 8], "volume_fraction": 0.4,
+                  "label": "B"}],
+    "models": ["pixel"],
+    "seeds": [0, 1],
+    "steps": [8],
+    "methods": [{"name": "LBFGS", "optimizer": "lbfgs"}, {"name": "OC", "optimizer": "oc"}],
+}
+
+
+def _study(**changes):
+    return Study.from_dict({**TINY, **changes})
+
+
+def test_grid_size_order_and_stable_keys():
+    cells = expand(_study())
+    assert len(cells) == 2 * 2 * 2
+    assert [c.label for c in cells[:3]] == ["A/pixel/p3/LBFGS/seed0", "A/pixel/p3/LBFGS/seed1",
+                                            "A/pixel/p3/OC/seed0"]
+    again = expand(Study.from_dict(json.loads(json.dumps(TINY))))
+    assert [c.key for c in cells] == [c.key for c in again]
+    assert len({c.key for c in cells}) == len(cells)
+    # the key is a hash of the computation only: a relabelled problem keeps its keys
+    relabelled = dict(TINY, problems=[dict(TINY["problems"][0], label="X"), TINY["problems"][1]])
+    assert [c.key for c in expand(Study.from_dict(relabelled))] == [c.key for c in cells]
+    # ... and any change of the computation changes it
+    longer = expand(_study(steps=[9]))
+    assert not {c.key for c in longer} & {c.key for c in cells}
+
+
+def test_overrides_exclusions_and_per_method_axes():
+    study = _study(
+        models=["pixel", "cnn"], seeds=[-1, 0], penalties=[1, 3],
+        methods=[{"name": "GD", "optimizer": "gd", "steps": [5]},
+                 {"name": "LBFGS", "optimizer": "lbfgs"},
+                 {"name": "OC", "optimizer": "oc", "models": ["pixel"]}],
+        overrides=[{"match": {"problem": "A", "method": "GD"}, "options": {"learning_rate": 0.1}},
+                   {"match": {"model": "cnn", "penal": [1]}, "model_options":
+                    {"upsampling": "transpose"}}],
+        exclude=[{"model": "cnn", "seed": -1}])
+    cells = expand(study)
+    # 2 problems x (pixel: 2 penal x 3 methods x 2 seeds + cnn: 2 penal x 2 methods x 1 seed)
+    assert len(cells) == 2 * (2 * 3 * 2 + 2 * 2 * 1)
+    gd = [c for c in cells if c.method == "GD"]
+    assert {c.steps for c in gd} == {5}
+    assert {c.options.get("learning_rate") for c in gd if c.problem == "A"} == {0.1}
+    assert {c.options.get("learning_rate") for c in gd if c.problem == "B"} == {None}
+    cnn = [c for c in cells if c.model == "cnn"]
+    assert all(c.seed == 0 for c in cnn)
+    assert {c.model_options.get("upsampling") for c in cnn if c.penal == 1} == {"transpose"}
+    assert {c.model_options.get("upsampling") for c in cnn if c.penal == 3} == {None}
+    assert {c.curve for c in cells if c.method == "LBFGS"} == {"evaluation"}
+    assert {c.curve for c in cells if c.method == "OC"} == {"iterate"}
+
+
+def test_option_variants_and_several_budgets_get_distinct_labels():
+    study = _study(methods=[{"name": "LBFGS", "optimizer": "lbfgs", "steps": [4, 8]}],
+                   options=[{"name": "m1", "memory": 1}, {"name": "m10", "memory": 10}])
+    labels = sorted({c.method for c in expand(study)})
+    assert labels == ["LBFGS[m10]@4", "LBFGS[m10]@8", "LBFGS[m1]@4", "LBFGS[m1]@8"]
+
+
+def test_toml_json_and_python_specs_agree(tmp_path):
+    toml = tmp_path / "s.toml"
+    toml.write_text('name = "tiny"\nmodels = ["pixel"]\nseeds = [0, 1]\nsteps = [8]\n'
+                    'problems = [{name = "mbb_beam", size = [16, 8], volume_fraction = 0.5, '
+                    'label = "A"}, {name = "cantilever_beam_full", size = [16, 8], '
+                    'volume_fraction = 0.4, label = "B"}]\n'
+                    '[[methods]]\nname = "LBFGS"\noptimizer = "lbfgs"\n'
+                    '[[methods]]\nname = "OC"\noptimizer = "oc"\n')
+    (tmp_path / "s.json").write_text(json.dumps(TINY))
+    (tmp_path / "s.py").write_text(f"STUDY = {TINY!r}\n")
+    fingerprints = {load_study(tmp_path / f"s.{ext}").fingerprint for ext in ("toml", "json",
+                                                                                 "py")}
+    assert len(fingerprints) == 1
+    assert Study.from_dict(_study().to_dict()) == _study()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"problems": ["no_such_problem_16x8"]}, "unknown problem"),
+    ({"methods": [{"name": "X", "optimizer": "newton"}]}, "unknown method"),
+    ({"methods": [{"name": "L", "optimizer": "lbfgs", "options": {"momentum": 0.9}}]},
+     "has no option"),
+    ({"seeds": []}, "empty"),
+    ({"methods": [{"name": "OC", "optimizer": "oc", "models": ["cnn"]}]}, "empty"),
+    ({"seeds": [0, 0]}, "duplicate cell"),
+    ({"methods": [{"name": "A", "optimizer": "lbfgs"}, {"name": "B", "optimizer": "lbfgs"}]},
+     "duplicate cell"),
+    ({"steps": [0]}, "steps must hold integers >= 1"),
+    ({"steps": [-3]}, "steps must hold integers >= 1"),
+    ({"models": ["cnn"], "seeds": [-1]}, "seed -1"),
+    ({"models": ["cnn"], "methods": [{"name": "OC", "optimizer": "oc"}]}, "needs --model pixel"),
+    ({"stpes": [3]}, "did you mean 'steps'"),
+])
+def test_bad_specs_raise_one_line(changes, message):
+    with pytest.raises(StudyError, match=message) as error:
+        expand(_study(**changes))
+    assert "\n" not in str(error.value)
