@@ -15,7 +15,7 @@ rerun to retry); 2 bad input (one line on stderr, nothing written); 130 interrup
 
 Everything that can be checked is checked before anything is written: the spec, the shard, the
 folder (a folder written by another spec is refused unless ``--force``) and the executor (a
-scheduler that does not answer within 5 s).
+scheduler that does not answer within 3 s).
 """
 from __future__ import annotations
 

@@ -195,6 +195,10 @@ def run_cell(cell_data: Mapping[str, Any], folder: str, *, record: Mapping[str, 
         record_options = dataclasses.replace(
             record_options, designs_at=(*record_options.designs_at, -1))
     run_path = study_folder.run_path(cell)
+    for target in (run_path, study_folder.record_path(cell)):  # left by a killed writer
+        for stale in target.parent.glob(f".{target.name}.tmp-*") if target.parent.exists() \
+                else ():
+            stale.unlink(missing_ok=True)
     try:
         objective = BestTracker(_objective(cell, record_options))
         checkpoint = read_checkpoint(run_path)

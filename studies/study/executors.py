@@ -133,12 +133,15 @@ class DaskExecutor:
     name = "dask"
 
     def __init__(self, address: str | None = None, local_workers: int | None = None, *,
-                 processes: bool = True, timeout: float = 5.0):
+                 processes: bool = True, timeout: float = 3.0):
         from distributed import Client, LocalCluster
 
         if (address is None) == (local_workers is None):
             raise StudyError("give either a scheduler address or a number of local workers")
+        from distributed import as_completed
+
         self._cluster = None
+        self._finished: set = set()
         if address is None:
             if local_workers < 1:
                 raise StudyError(f"--dask-local must be >= 1; got {local_workers}")
@@ -156,15 +159,22 @@ class DaskExecutor:
                                  f"{timeout:g} s ({type(error).__name__}); start it with "
                                  f"`dask scheduler` or check the address") from None
             self.workers = max(1, sum(self._client.nthreads().values()))
+        self._completed = as_completed(loop=self._client.loop)
 
     def submit(self, fn: Callable, *args: Any, **kwargs: Any):
-        return self._client.submit(fn, *args, pure=False, **kwargs)
+        future = self._client.submit(fn, *args, pure=False, **kwargs)
+        self._completed.add(future)
+        return future
 
     def wait_any(self, futures: Iterable) -> tuple[set, set]:
-        from distributed import wait
-
-        done, pending = wait(list(futures), return_when="FIRST_COMPLETED")
-        return set(done), set(pending)
+        futures = set(futures)
+        while True:
+            done = futures & self._finished
+            if done:
+                self._finished -= done
+                return done, futures - done
+            self._finished.add(next(self._completed))
+            self._finished.update(self._completed.next_batch(block=False))
 
     def restart(self) -> None:
         """Dask reschedules lost work itself."""

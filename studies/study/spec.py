@@ -690,7 +690,7 @@ def expand(study: Study, tuned: Mapping[tuple, float] | None = None) -> tuple[Ce
                         curve=method.curve or _default_curve(method.optimizer),
                         variant=variant_name)
             if method.name in tuned_methods:
-                value = (tuned or {}).get(group_id(cell))
+                value = ({} if tuned is None else tuned).get(group_id(cell))
                 if value is None:
                     continue
                 cell = dataclasses.replace(cell, options={**cell.options,

@@ -58,7 +58,8 @@ def toy_objective(definition: Mapping[str, Any], seed: int) -> CallableObjective
 
         def fun(x):
             pause()
-            return 0.5 * float(np.sum(lam * (x - 1.0) ** 2))
+            with np.errstate(over="ignore", invalid="ignore"):
+                return 0.5 * float(np.sum(lam * (x - 1.0) ** 2))
 
         def grad(x):
             return lam * (x - 1.0)
@@ -68,15 +69,17 @@ def toy_objective(definition: Mapping[str, Any], seed: int) -> CallableObjective
     else:
         def fun(x):
             pause()
-            return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2))
+            with np.errstate(over="ignore", invalid="ignore"):  # a diverged run: inf or NaN
+                return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2))
 
         def grad(x):
             g = np.zeros_like(x)
-            g[:-1] = -400.0 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2.0 * (1.0 - x[:-1])
-            g[1:] += 200.0 * (x[1:] - x[:-1] ** 2)
+            with np.errstate(over="ignore", invalid="ignore"):
+                g[:-1] = -400.0 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2.0 * (1.0 - x[:-1])
+                g[1:] += 200.0 * (x[1:] - x[:-1] ** 2)
             return g
 
         hessp = None
 
     return CallableObjective(fun=fun, grad=grad, x0=x0, hessp=hessp,
-                             design_fn=lambda x: (1.0 / (1.0 + np.exp(-x))).reshape(1, -1))
+                             design_fn=lambda x: (0.5 + 0.5 * np.tanh(0.5 * x)).reshape(1, -1))

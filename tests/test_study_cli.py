@@ -1,0 +1,105 @@
+"""``nrto study``: bad input is one line, exit status 2 and nothing written; status and report
+work from compact records alone; a study carried elsewhere by its records resumes there."""
+import json
+import shutil
+import socket
+import time
+
+import pytest
+
+from studies.cli import main as nrto
+from studies.study.cli import main
+
+TOY = {
+    "name": "toy-cli", "problems": ["toy/rosenbrock", {"name": "toy/quadratic", "size": 5}],
+    "seeds": [0, 1], "steps": [20], "report_steps": [5],
+    "methods": [{"name": "LBFGS", "optimizer": "lbfgs"},
+                {"name": "GD", "optimizer": "gd", "options": {"learning_rate": 1e-3}}],
+}
+
+
+def _spec(tmp_path, name="spec.json", **changes):
+    path = tmp_path / name
+    path.write_text(json.dumps({**TOY, **changes}))
+    return path
+
+
+def _one_line_usage_error(capsys, argv, fragment):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and fragment in err, err
+    return err
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"problems": ["mbb_bean_96x32_0.5"]}, "did you mean 'mbb_beam_96x32_0.5'"),
+    ({"methods": [{"name": "X", "optimizer": "lbgfs"}]}, "unknown method 'lbgfs'"),
+    ({"methods": [{"name": "X", "optimizer": "gd", "options": {"rate": 1}}]}, "no option(s) rate"),
+    ({"seeds": []}, "empty"),
+    ({"seeds": [1, 1]}, "duplicate cell"),
+    ({"steps": [0]}, "steps must hold integers >= 1"),
+])
+def test_bad_specs_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, changes, fragment):
+    out = tmp_path / "out"
+    _one_line_usage_error(capsys, ["run", str(_spec(tmp_path, **changes)), "--out", str(out)],
+                          fragment)
+    assert not out.exists()
+
+
+def test_a_scheduler_that_does_not_answer_is_a_clear_error_within_10_s(tmp_path, capsys):
+    with socket.socket() as probe:  # a free port: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "out"
+    start = time.monotonic()
+    _one_line_usage_error(capsys, ["run", str(_spec(tmp_path)), "--out", str(out), "--scheduler",
+                                   f"tcp://127.0.0.1:{port}"], "did not answer")
+    assert time.monotonic() - start < 10
+    assert not out.exists()
+
+
+def test_other_bad_arguments(tmp_path, capsys):
+    spec = str(_spec(tmp_path))
+    _one_line_usage_error(capsys, ["run", spec, "--shard", "3/2"], "--shard expects I/N")
+    _one_line_usage_error(capsys, ["run", str(tmp_path / "missing.toml")], "no such study spec")
+    _one_line_usage_error(capsys, ["status", str(tmp_path / "nothing")], "holds no study")
+    _one_line_usage_error(capsys, ["run", spec, "--jobs", "0"], "positive integer")
+    assert not (tmp_path / "results").exists()
+
+
+def test_run_status_report_refuse_another_spec_and_resume_elsewhere(tmp_path, capsys):
+    spec, out = _spec(tmp_path), tmp_path / "out"
+    assert nrto(["study", "run", str(spec), "--out", str(out), "--no-progress"]) == 0
+    assert len(list((out / "records").glob("*.json"))) == 8
+    capsys.readouterr()
+    # a folder written by another spec is refused (nothing changes), unless --force
+    other = _spec(tmp_path, "other.json", seeds=[0, 1, 2])
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    _one_line_usage_error(capsys, ["run", str(other), "--out", str(out)], "another spec")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    # status and report need only the spec and the compact records
+    shutil.rmtree(out / "runs")
+    capsys.readouterr()
+    assert main(["status", str(out), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["cells"], status["done"], status["pending"]) == (8, 8, 0)
+    assert main(["report", str(out)]) == 0
+    report = (out / "REPORT.md").read_text()
+    assert "8 of 8" in report and "median@5" in report
+    summary = (out / "tables" / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("problem,model,penal,method,cells,done,failed,median")
+    assert len(summary) == 1 + 4
+    assert (out / "figures" / "designs.png").exists()
+    # carried to another machine by its committed files, the study runs nothing again ...
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    shutil.copy(out / "study.json", moved)
+    shutil.copytree(out / "records", moved / "records")
+    assert main(["run", str(spec), "--out", str(moved), "--no-progress"]) == 0
+    assert "(8 already)" in capsys.readouterr().err
+    assert not (moved / "runs").exists()
+    # ... and with --force the other spec reuses the records of its identical cells
+    assert main(["run", str(other), "--out", str(moved), "--no-progress", "--force"]) == 0
+    assert "(8 already)" in capsys.readouterr().err
+    assert len(list((moved / "records").glob("*.json"))) == 12

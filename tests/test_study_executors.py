@@ -1,0 +1,95 @@
+"""One tiny study (2 problems x 2 methods x 2 seeds, pixel model, 16x8, 8 steps) run in this
+process, by the local spawned pool, by a Dask LocalCluster and as the union of two shards: the
+deterministic parts of the compact records must be identical bit for bit."""
+import pytest
+
+from studies.study import (DaskExecutor, InlineExecutor, LocalExecutor, Study, StudyFolder,
+                           expand, run_study)
+from studies.study.schedule import in_shard, parse_shard
+
+TINY = {
+    "name": "tiny",
+    "problems": [{"name": "mbb_beam", "size": [16, 8], "volume_fraction": 0.5, "label": "A"},
+                 {"name": "cantilever_beam_full", "size": [16, 8], "volume_fraction": 0.4,
+                  "label": "B"}],
+    "models": ["pixel"], "seeds": [0, 1], "steps": [8], "checkpoint_every": 3,
+    "methods": [{"name": "LBFGS", "optimizer": "lbfgs"}, {"name": "OC", "optimizer": "oc"}],
+}
+
+
+def _records(folder: StudyFolder, study: Study) -> dict[str, str]:
+    return {cell.key: folder.read_record(cell).deterministic_json() for cell in expand(study)}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    study = Study.from_dict(TINY)
+    folder = StudyFolder(tmp_path_factory.mktemp("inline"))
+    run = run_study(study, folder, InlineExecutor(), progress=False)
+    assert not run.errors and len(run.outcomes) == 8
+    return study, _records(folder, study)
+
+
+def test_records_are_complete_and_differ_between_cells(reference):
+    study, records = reference
+    assert len(records) == 8 and len(set(records.values())) == 8
+
+
+@pytest.mark.slow  # each spawned worker imports TensorFlow (~10-25 s on a busy machine)
+def test_local_pool_gives_the_same_records(reference, tmp_path):
+    study, expected = reference
+    folder = StudyFolder(tmp_path)
+    executor = LocalExecutor(2)
+    try:
+        run = run_study(study, folder, executor, progress=False)
+    finally:
+        executor.close()
+    assert not run.errors
+    assert _records(folder, study) == expected
+
+
+def test_local_pool_gives_the_same_records_as_this_process_on_toy_problems(tmp_path):
+    study = Study.from_dict({
+        "name": "toy", "problems": ["toy/rosenbrock", {"name": "toy/quadratic", "size": 5}],
+        "seeds": [0, 1], "steps": [30], "checkpoint_every": 4,
+        "methods": [{"name": "LBFGS", "optimizer": "lbfgs"},
+                    {"name": "GD", "optimizer": "gd", "options": {"learning_rate": 1e-3}}]})
+    inline = StudyFolder(tmp_path / "inline")
+    run_study(study, inline, InlineExecutor(), progress=False)
+    pooled = StudyFolder(tmp_path / "pool")
+    executor = LocalExecutor(2)
+    try:
+        run = run_study(study, pooled, executor, progress=False)
+    finally:
+        executor.close()
+    assert not run.errors and len(run.outcomes) == 8
+    assert _records(pooled, study) == _records(inline, study)
+
+
+def test_dask_local_cluster_gives_the_same_records(reference, tmp_path):
+    study, expected = reference
+    folder = StudyFolder(tmp_path)
+    executor = DaskExecutor(local_workers=2, processes=False)
+    try:
+        run = run_study(study, folder, executor, progress=False)
+    finally:
+        executor.close()
+    assert not run.errors
+    assert _records(folder, study) == expected
+
+
+def test_two_shards_partition_the_cells_and_give_the_same_records(reference, tmp_path):
+    study, expected = reference
+    keys = [cell.key for cell in expand(study)]
+    first = {k for k in keys if in_shard(k, (1, 2))}
+    second = {k for k in keys if in_shard(k, (2, 2))}
+    assert first and second and not first & second and first | second == set(keys)
+    folder = StudyFolder(tmp_path)
+    for shard in ("1/2", "2/2"):
+        run = run_study(study, folder, InlineExecutor(), shard=parse_shard(shard),
+                        progress=False)
+        assert {c.key for c in run.cells} == (first if shard == "1/2" else second)
+    assert _records(folder, study) == expected
+    # a rerun of the whole study finds every cell finished and runs nothing
+    rerun = run_study(study, folder, InlineExecutor(), progress=False)
+    assert rerun.skipped == 8 and not rerun.outcomes
