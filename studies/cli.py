@@ -173,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from studies.study.cli import add_study_commands
     add_study_commands(commands, _COMMANDS)  # nrto study run|tune|status|report
+    # TEMPORARY `reproduce` group (branch paper); the lead joins it with the thesis target
+    from studies.benchmark.cli import add_paper_benchmark
+    reproduce = commands.add_parser("reproduce", help="reproduce a published study")
+    add_paper_benchmark(reproduce.add_subparsers(dest="target", metavar="TARGET",
+                                                 parser_class=_Parser), _REPRODUCE_TARGETS)
     problems = commands.add_parser("problems", help="list the benchmark tasks")
     problems.add_argument("family", nargs="?", help="only the tasks of this family")
     problems.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -599,10 +604,22 @@ def _check_figure_format(path: Path) -> None:
                          f"; use one of {', '.join('.' + f for f in sorted(formats))}")
 
 
+_REPRODUCE_TARGETS: dict = {}  # target name -> handler, filled by build_parser
+
+
+def _command_reproduce(args) -> int:
+    if args.target is None:
+        print(f"nrto reproduce: error: choose a target: {', '.join(_REPRODUCE_TARGETS)}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return _REPRODUCE_TARGETS[args.target](args)
+
+
 _COMMANDS = {"problems": _command_problems, "optimize": _command_optimize,
              "resume": _command_resume, "inspect": _command_inspect, "plot": _command_plot,
              "spectrum": _command_analysis, "surface": _command_analysis,
              "interpolate": _command_analysis, "trajectory": _command_analysis}
+_COMMANDS["reproduce"] = _command_reproduce  # TEMPORARY group of branch paper
 
 
 def main(argv: Sequence[str] | None = None) -> int:
