@@ -202,6 +202,24 @@ def _stage_lines(targets: Sequence[Target], done: frozenset[str]) -> list[str]:
     return lines
 
 
+def _time_lines(dataset: xr.Dataset) -> list[str]:
+    """Runs done and their mean CPU seconds per method and size group (for sizing runs)."""
+    from studies.benchmark.analysis import METHODS, size_groups
+
+    large = size_groups(dataset["problem"]).values
+    lines = ["", "CPU seconds per run (mean over the runs done; runs in parentheses):", "",
+             "| method | small | large |", "|---|---|---|"]
+    for method in METHODS:
+        times = dataset["elapsed_time"].sel({"method": method}).values  # (problem, seed)
+        texts = []
+        for members in (~large, large):
+            values = times[members].ravel()
+            values = values[np.isfinite(values)]
+            texts.append(f"{values.mean():.1f} ({values.size})" if values.size else "")
+        lines.append(f"| {method} | {texts[0]} | {texts[1]} |")
+    return lines
+
+
 def write_benchmark_outputs(out: str | os.PathLike, *, steps: int,
                             targets: Sequence[Target] = (), step: int | None = None,
                             cnn_dtype: str = "float32", upsampling: str = "bilinear",
@@ -235,6 +253,7 @@ def write_benchmark_outputs(out: str | os.PathLike, *, steps: int,
     if found.ignored:
         lines += ["", f"{len(found.ignored)} records in `records/` are other budgets or "
                       f"settings and are not part of these results."]
-    return write_outputs(out, found.dataset(step), cells=cells.values(), done=found.done,
-                         step=step, tasks=tasks, designs=found.designs(),
-                         notes=[*lines, *notes])
+    dataset = found.dataset(step)
+    lines += _time_lines(dataset)
+    return write_outputs(out, dataset, cells=cells.values(), done=found.done, step=step,
+                         tasks=tasks, designs=found.designs(), notes=[*lines, *notes])
