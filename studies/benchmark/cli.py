@@ -175,6 +175,19 @@ def _run(args, cells, name, out) -> int:
     return len(outcome.errors)
 
 
+def _notes(args, out: Path) -> list[str]:
+    """How to continue and rebuild (the same text whether the invocation ran or not)."""
+    flags = "--quick" if args.quick else (f"--steps {args.steps}" if args.steps else "")
+    flags += "" if args.cnn_dtype == "float32" else f" --cnn-dtype {args.cnn_dtype}"
+    where = "" if out in (DEFAULT_OUT, QUICK_OUT) else " --out DIR"
+    stage = "" if args.quick else " --plan first"
+    return ["", f"Continue a stage (a rerun skips the runs done): `nrto reproduce "
+                f"paper-benchmark{stage} {flags}{where} --jobs N`; other machines: add "
+                f"`--shard I/N` and copy their `records/` here. Rebuild these files from the "
+                f"records alone: `nrto reproduce paper-benchmark {flags}{where} "
+                f"--report-only`.".replace("  ", " ")]
+
+
 def paper_benchmark_command(args) -> int:
     """Run the parsed ``reproduce paper-benchmark`` (see the module docstring)."""
     from studies.benchmark.reproduce import write_benchmark_outputs
@@ -186,7 +199,7 @@ def paper_benchmark_command(args) -> int:
         cells, targets, steps, name, out = _selection(args)
         errors = 0 if args.report_only else _run(args, cells, name, out)
         outputs = write_benchmark_outputs(out, steps=steps, targets=targets,
-                                          cnn_dtype=args.cnn_dtype)
+                                          cnn_dtype=args.cnn_dtype, notes=_notes(args, out))
     except (StudyError, ValueError) as error:
         if getattr(args, "debug", False):
             raise
