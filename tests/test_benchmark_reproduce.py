@@ -15,7 +15,8 @@ import pytest
 
 from studies.benchmark.analysis import METHODS
 from studies.benchmark.engine import benchmark_cell, benchmark_study, engine_cell
-from studies.benchmark.reproduce import read_records, run_benchmark, write_benchmark_outputs
+from studies.benchmark.reproduce import (
+    open_benchmark, read_records, run_benchmark, write_benchmark_outputs)
 from studies.benchmark.spec import (
     QUICK_TASKS, benchmark_cells, issue_plan, quick_cells, select_tasks)
 from studies.cli import main
@@ -193,3 +194,12 @@ def test_bad_input_is_one_line_and_runs_nothing(tmp_path, capsys):
     assert "not empty and holds no study" in capsys.readouterr().err
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
     assert not StudyFolder(tmp_path).spec_path.exists()
+
+
+def test_cnn_settings_the_models_refuse_are_an_error_before_anything_runs(tmp_path):
+    cells = benchmark_cells(QUICK_TASKS[0], (0,), methods=("cnn-lbfgs",), steps=5,
+                            cnn_dtype="float64", upsampling="nearest-ish")
+    with pytest.raises(StudyError, match="cnn-lbfgs/seed0: the CNN settings .* are not "
+                                         "accepted here"):
+        open_benchmark(cells, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

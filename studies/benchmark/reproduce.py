@@ -71,6 +71,35 @@ def _claim(folder: StudyFolder) -> bool:
     return (folder.path / "records").is_dir() or (folder.path / "REPORT.md").is_file()
 
 
+def _check_cnn_settings(cells: Sequence[BenchmarkCell]) -> None:
+    """Refuse, before anything runs, CNN settings that ``CNNConfig`` does not take.
+
+    ``studies.runner.validate_config`` leaves the CNN's fields (and those of the CNN that starts
+    a pixel run) to the run itself; 464 cells failing one by one would say it too late.
+    """
+    from solvers.models import CNNConfig
+
+    seen = set()
+    for cell in cells:
+        options = dict(cell.model_options)
+        if cell.model == "pixel":
+            if options.get("start") != "cnn":
+                continue
+            options = {"upsampling": options.get("start_upsampling", "bilinear"),
+                       **({"dtype": options["start_dtype"]} if "start_dtype" in options
+                          else {})}
+        key = tuple(sorted(options.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            CNNConfig(**options)
+        except (TypeError, ValueError) as error:
+            raise StudyError(f"{cell.label}: the CNN settings {options} are not accepted here "
+                             f"({type(error).__name__}: {error}); --cnn-dtype float64 needs no "
+                             f"float32 network path") from None
+
+
 def open_benchmark(cells: Sequence[BenchmarkCell], out: str | os.PathLike, *,
                    name: str = STUDY_NAME, description: str = "") -> tuple[Study, StudyFolder]:
     """The engine study of ``cells`` and the folder ``out``, checked; nothing is written.
@@ -80,9 +109,11 @@ def open_benchmark(cells: Sequence[BenchmarkCell], out: str | os.PathLike, *,
     folder that holds another study, or other files, is refused.
 
     Raises:
-        StudyError: no cells, or a folder that is not a benchmark folder.
+        StudyError: no cells, CNN settings the models do not take, or a folder that is not a
+            benchmark folder.
     """
     study = benchmark_study(cells, name=name, description=description)
+    _check_cnn_settings(cells)
     folder = StudyFolder(out)
     folder.check_owner(study, force=_claim(folder))
     return study, folder
