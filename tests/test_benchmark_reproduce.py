@@ -203,3 +203,14 @@ def test_cnn_settings_the_models_refuse_are_an_error_before_anything_runs(tmp_pa
                                          "accepted here"):
         open_benchmark(cells, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # two spawned workers start TensorFlow: about a minute
+def test_a_local_pool_gives_the_same_records(quick_run, tmp_path):
+    """Workers are single-threaded like this process: a CNN record has the same bits."""
+    assert main(["reproduce", "paper-benchmark", "--tasks", QUICK_TASKS[2], "--seeds", "0",
+                 "--methods", "cnn-lbfgs", "pixels-mma", "--steps", "20", "--cnn-dtype",
+                 "float64", "--jobs", "2", "--no-progress", "--out", str(tmp_path)]) == 0
+    expected = _deterministic(quick_run)
+    got = _deterministic(tmp_path)
+    assert len(got) == 2 and all(got[key] == expected[key] for key in got)

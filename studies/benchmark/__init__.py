@@ -20,7 +20,7 @@ from studies.benchmark.figures import plot_cdf, plot_designs, plot_error_against
 from studies.benchmark.outputs import BenchmarkOutputs, write_outputs
 from studies.benchmark.reproduce import (
     BenchmarkRecords, evaluation_step, issue_targets, open_benchmark, read_records,
-    run_benchmark, write_benchmark_outputs)
+    run_benchmark, single_threaded, write_benchmark_outputs)
 from studies.benchmark.report import (
     write_report, write_seeds, write_step_table, write_summary)
 from studies.benchmark.spec import (
@@ -64,6 +64,7 @@ __all__ = [
     "run_benchmark",
     "running_minimum",
     "select_tasks",
+    "single_threaded",
     "size_groups",
     "summary",
     "typical_seeds",

@@ -22,6 +22,11 @@ continues where it stopped; records of other machines or shards are merged by co
 * ``--quick``: the three smallest tasks, seeds -1 and 0, 20 steps (21 runs, under a minute on
   one core), into ``results/paper-benchmark-quick`` by default.
 
+Every run is single-threaded: the command sets ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and
+``MKL_NUM_THREADS`` to 1 for the workers it starts and limits its own BLAS to one thread, so that
+a record has the same bits whichever executor ran it (Dask workers started elsewhere need the
+same variables).
+
 Exit status: 0 done; 1 some runs raised (no record; rerun to retry); 2 bad input (one line on
 stderr, nothing run); 130 interrupted (rerun to continue).
 """
@@ -153,19 +158,21 @@ def _selection(args):
 
 def _run(args, cells, name, out) -> int:
     """Run the cells; the number of runs that raised."""
-    from studies.benchmark.reproduce import open_benchmark
+    from studies.benchmark.reproduce import open_benchmark, single_threaded
     from studies.study.executors import make_executor
     from studies.study.schedule import parse_shard, run_study
 
     shard = parse_shard(args.shard)
     study, folder = open_benchmark(cells, out, name=name,
                                    description=f"plan {args.plan}" if args.plan else "")
-    executor = make_executor(jobs=args.jobs, scheduler=args.scheduler,
-                             dask_local=args.dask_local)
-    try:
-        outcome = run_study(study, folder, executor, shard=shard, progress=not args.no_progress)
-    finally:
-        executor.close()
+    with single_threaded():  # before the executor: the workers it starts inherit it
+        executor = make_executor(jobs=args.jobs, scheduler=args.scheduler,
+                                 dask_local=args.dask_local)
+        try:
+            outcome = run_study(study, folder, executor, shard=shard,
+                                progress=not args.no_progress)
+        finally:
+            executor.close()
     done = len(outcome.cells) - len(outcome.errors)
     print(f"paper-benchmark: {done} of {len(outcome.cells)} runs done ({outcome.skipped} "
           f"already), {len(outcome.failed)} failed runs, {len(outcome.errors)} errors; records "

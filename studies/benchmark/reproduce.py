@@ -19,9 +19,10 @@ included) is the run's ``elapsed_time`` in the Dataset, so the report's CPU-hour
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +44,12 @@ __all__ = [
     "open_benchmark",
     "read_records",
     "run_benchmark",
+    "single_threaded",
     "write_benchmark_outputs",
 ]
 
 Target = tuple[str, Sequence[BenchmarkCell]]
+_SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def evaluation_step(steps: int) -> int:
@@ -100,6 +103,23 @@ def _check_cnn_settings(cells: Sequence[BenchmarkCell]) -> None:
                              f"float32 network path") from None
 
 
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Runs inside are single-threaded: this process's BLAS and the workers it spawns.
+
+    Every benchmark run uses one core (as the CPU-hours count them), and BLAS threads change the
+    order of sums: a record has the same bits in this process, a local pool and a Dask worker
+    only when all of them run one thread. Sets ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and
+    ``MKL_NUM_THREADS`` to 1 (kept: spawned workers start lazily) and limits the BLAS pools
+    already loaded to one thread (``threadpoolctl``) until the block ends.
+    """
+    from threadpoolctl import threadpool_limits
+
+    os.environ.update(_SINGLE_THREAD)
+    with threadpool_limits(limits=1):
+        yield
+
+
 def open_benchmark(cells: Sequence[BenchmarkCell], out: str | os.PathLike, *,
                    name: str = STUDY_NAME, description: str = "") -> tuple[Study, StudyFolder]:
     """The engine study of ``cells`` and the folder ``out``, checked; nothing is written.
@@ -124,11 +144,12 @@ def run_benchmark(cells: Sequence[BenchmarkCell], out: str | os.PathLike, execut
                   progress: bool = True) -> StudyRun:
     """Run the unfinished ``cells`` (of ``shard``) on ``executor`` into the folder ``out``.
 
-    The folder is checked first (:func:`open_benchmark`); each finished cell leaves
-    ``out/records/<key>.json``.
+    The folder is checked first (:func:`open_benchmark`); the runs are single-threaded
+    (:func:`single_threaded`); each finished cell leaves ``out/records/<key>.json``.
     """
     study, folder = open_benchmark(cells, out, name=name)
-    return run_study(study, folder, executor, shard=shard, progress=progress)
+    with single_threaded():
+        return run_study(study, folder, executor, shard=shard, progress=progress)
 
 
 @dataclasses.dataclass(frozen=True)
