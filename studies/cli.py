@@ -180,8 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from studies.study.cli import add_study_commands
     add_study_commands(commands, _COMMANDS)  # nrto study run|tune|status|report
-    from studies.thesis.cli import add_reproduce_commands
-    add_reproduce_commands(commands, _COMMANDS)  # nrto reproduce thesis|...
+    from studies.reproduce import add_reproduce_commands
+    add_reproduce_commands(commands, _COMMANDS)  # nrto reproduce thesis|paper-benchmark
     problems = commands.add_parser("problems", help="list the benchmark tasks")
     problems.add_argument("family", nargs="?", help="only the tasks of this family")
     problems.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -32,5 +32,5 @@ def test_write_outputs(tmp_path):
     report = outputs.report.read_text()
     assert "**14 of 21** run cells are done." in report
     assert "CPU-hours spent on the runs done: **0.23**." in report  # 14 runs x 60 s
-    assert "![Final designs](designs.png)" in report
+    assert "![Final designs (the run behind each typical value)](designs.png)" in report
     assert "Projected for one seed of all 116 tasks: not yet" in report  # no large task ran

@@ -65,7 +65,9 @@ def test_settings_of_each_method():
     assert cells[("pixels-oc", -1)].run_seed is None and cells[("pixels-oc", 0)].run_seed == 0
     model_options, _ = method_settings("cnn-lbfgs", 3, cnn_dtype="float64",
                                        upsampling="transpose")
-    assert model_options == {"dtype": "float64", "upsampling": "transpose"}
+    assert model_options == {"upsampling": "transpose"}  # float64: CNNConfig's default
+    model_options, _ = method_settings("pixels-oc", 3, cnn_dtype="float64")
+    assert model_options == {"start": "cnn", "start_upsampling": "bilinear"}
 
 
 def test_cells_make_valid_run_configs():

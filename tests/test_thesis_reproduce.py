@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from studies.thesis.cli import REPRODUCE_TARGETS, reproduce_thesis
+from studies.reproduce import REPRODUCE_TARGETS
+from studies.thesis.cli import reproduce_thesis
 from studies.thesis.items import (ITEMS, TABLE_32_COLUMNS, TABLE_33_COLUMNS, TABLE_B_COLUMNS)
 
 

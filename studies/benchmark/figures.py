@@ -30,6 +30,8 @@ _COLORS = {"cnn-lbfgs": "tab:blue", "pixels-lbfgs": "tab:orange", "pixels-mma": 
 _GROUP_TITLES = {"small": "Small problems", "large": "Large problems", "all": "All problems"}
 
 
+_CDF_RIGHT = 0.21  # the right end of the CDF axes; means beyond it are drawn as arrows
+
 def _figure(rows: int, columns: int, size: tuple[float, float]):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -75,15 +77,18 @@ def plot_cdf(fractions: xr.DataArray, table: xr.Dataset, path: str | os.PathLike
                 ax.plot(thresholds, fractions.sel(cell),
                         color=_COLORS[method], label=METHOD_TITLES[method], linewidth=1.5)
                 mean = float(table["mean_relative_error"].sel(cell))
-                if np.isfinite(mean):
+                if np.isfinite(mean) and mean <= _CDF_RIGHT:
                     ax.plot([mean, mean], [-0.06, 0.02], color=_COLORS[method], linewidth=2,
                             clip_on=False)
+                elif np.isfinite(mean):  # off the axis: an arrow head at its right edge
+                    ax.plot([_CDF_RIGHT], [-0.02], marker=">", markersize=6,
+                            color=_COLORS[method], clip_on=False)
             if group_sizes is not None and group in group_sizes:
                 count = group_sizes[group]
             else:
                 count = int(table["tasks"].sel(group=group).max())
             ax.set_title(f"{_GROUP_TITLES[group]} (N={count})" if row == 0 else "")
-            ax.set_xlim(-0.01, 0.21)
+            ax.set_xlim(-0.01, _CDF_RIGHT)
             ax.set_xticks(np.arange(0.0, 0.2001, 0.05))
             ax.set_ylim(-0.02, 1.02)
             ax.grid(alpha=0.3)

@@ -22,10 +22,12 @@ from studies.benchmark.analysis import (
     summary, typical_seeds, win_counts)
 from studies.benchmark.figures import plot_cdf, plot_designs, plot_error_against_step
 from studies.benchmark.report import (
-    write_report, write_seeds, write_step_table, write_summary)
+    catalogue_tasks, write_report, write_seeds, write_step_table, write_summary)
 from studies.benchmark.spec import BenchmarkCell, cell_counts
 
 __all__ = ["BenchmarkOutputs", "write_outputs"]
+
+_DESIGN_DPI = 80  # one row per task: 116 rows are about 150 inches tall
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +80,12 @@ def write_outputs(out: str | os.PathLike, dataset: xr.Dataset, *,
                         plot_error_against_step(reduction, out / f"error-{sample}.png",
                                                 sample=sample, max_step=step, dpi=dpi)))
     if designs:
-        figures.append(("Final designs", plot_designs(designs, out / "designs.png",
-                                                          dpi=dpi)))
+        rows = [task for task in (catalogue_tasks() if tasks is None else tasks)
+                if any(key[0] == task for key in designs)]
+        rows += sorted({task for task, _ in designs} - set(rows))
+        figures.append(("Final designs (the run behind each typical value)",
+                        plot_designs(designs, out / "designs.png", tasks=rows,
+                                     dpi=min(dpi, _DESIGN_DPI))))
     hours = cpu_hours(dataset)
     report = write_report(
         out / "REPORT.md", table=table, wins=win_counts(reduction, step),

@@ -148,7 +148,8 @@ def method_settings(method: str, seed: int, *, cnn_dtype: str = "float32",
         method: one of :data:`~studies.benchmark.analysis.METHODS`.
         seed: >= -1.
         cnn_dtype: the CNN's floating-point type (the paper: ``"float32"``), for ``cnn-lbfgs`` and
-            for the CNN whose output starts the pixel runs of seed >= 0.
+            for the CNN whose output starts the pixel runs of seed >= 0 (``"float64"``, the
+            default of ``CNNConfig``, adds no option).
         upsampling: the CNN's upsampling, ``"bilinear"`` (the paper) or ``"transpose"``.
     """
     if method not in METHODS:
@@ -156,15 +157,18 @@ def method_settings(method: str, seed: int, *, cnn_dtype: str = "float32",
     if cnn_dtype not in _DTYPES:
         raise ValueError(f"cnn_dtype must be one of {_DTYPES}; got {cnn_dtype!r}")
     model, optimizer = _MODEL_AND_OPTIMIZER[method]
+    # float64 is CNNConfig's default: it is left out, so that such a cell is the default CNN
+    # (the same key) and runs on a tree without the float32 network path.
+    dtype = {} if cnn_dtype == "float64" else {"dtype": cnn_dtype}
     if model == "cnn":
-        model_options: dict[str, Any] = {"dtype": cnn_dtype}
+        model_options: dict[str, Any] = dict(dtype)
         if upsampling != "bilinear":
             model_options["upsampling"] = upsampling
     elif seed == CONSTANT_SEED:
         model_options = {"start": "constant"}
     else:
         model_options = {"start": "cnn", "start_upsampling": upsampling,
-                         "start_dtype": cnn_dtype}
+                         **{f"start_{key}": value for key, value in dtype.items()}}
     return model_options, dict(_OPTIMIZER_OPTIONS[optimizer])
 
 
@@ -245,26 +249,31 @@ def benchmark_cells(tasks: str | Iterable[str] = "all", seeds: Sequence[int] = (
     return tuple(cells)
 
 
-def quick_cells() -> tuple[BenchmarkCell, ...]:
-    """``--quick``: the three smallest tasks, seeds -1 and 0, 20 steps (21 cells)."""
-    return benchmark_cells(QUICK_TASKS, QUICK_SEEDS, steps=QUICK_STEPS)
+def quick_cells(**settings: Any) -> tuple[BenchmarkCell, ...]:
+    """``--quick``: the three smallest tasks, seeds -1 and 0, 20 steps (21 cells).
+
+    ``settings``: ``cnn_dtype`` and ``upsampling`` of :func:`method_settings`.
+    """
+    return benchmark_cells(QUICK_TASKS, QUICK_SEEDS, steps=QUICK_STEPS, **settings)
 
 
-def issue_plan(stage: str) -> tuple[BenchmarkCell, ...]:
+def issue_plan(stage: str, **settings: Any) -> tuple[BenchmarkCell, ...]:
     """The runs issue 10 asks for, by stage.
 
     * ``"first"``: every task at seed -1 for the three pixel methods and seed 0 for the CNN
       (116 * 4 = 464 cells);
     * ``"small-seeds"``: on the 62 small tasks, CNN seeds 1-4 and the pixel runs of seeds 0-1
       (62 * (4 + 3 * 2) = 620 cells).
+
+    ``settings``: ``steps``, ``cnn_dtype`` and ``upsampling`` of :func:`benchmark_cells`.
     """
     if stage == "first":
-        return benchmark_cells("all", (-1,)) + benchmark_cells("all", (0,),
-                                                               methods=(CNN_METHOD,))
+        return benchmark_cells("all", (-1,), **settings) + benchmark_cells(
+            "all", (0,), methods=(CNN_METHOD,), **settings)
     if stage == "small-seeds":
         pixels = tuple(method for method in METHODS if method != CNN_METHOD)
-        return (benchmark_cells("small", (1, 2, 3, 4), methods=(CNN_METHOD,))
-                + benchmark_cells("small", (0, 1), methods=pixels))
+        return (benchmark_cells("small", (1, 2, 3, 4), methods=(CNN_METHOD,), **settings)
+                + benchmark_cells("small", (0, 1), methods=pixels, **settings))
     raise ValueError(f"stage must be one of {ISSUE_PLAN_STAGES}; got {stage!r}")
 
 

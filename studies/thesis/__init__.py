@@ -8,6 +8,6 @@ spectra, planes, distances on the stored runs), :mod:`~studies.thesis.figures` (
 :mod:`~studies.thesis.report` (``REPORT.md``), :mod:`~studies.thesis.stability` (why the published
 GD steps diverge) and :mod:`~studies.thesis.cli` (``nrto reproduce thesis``).
 """
-from .cli import REPRODUCE_TARGETS, add_reproduce_commands, reproduce_thesis
+from .cli import add_thesis_target, reproduce_thesis
 
-__all__ = ["REPRODUCE_TARGETS", "add_reproduce_commands", "reproduce_thesis"]
+__all__ = ["add_thesis_target", "reproduce_thesis"]

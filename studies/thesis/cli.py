@@ -1,19 +1,16 @@
-"""``nrto reproduce <target>``: the reproduction command group; ``thesis`` is one target.
+"""``nrto reproduce thesis`` (a target of :mod:`studies.reproduce`).
 
-``add_reproduce_commands(subparsers)`` adds ``reproduce`` with one sub-command per entry of
-:data:`REPRODUCE_TARGETS` (name -> function that adds its parser); another target (e.g. the paper
-benchmark) joins by adding an entry. ``nrto reproduce thesis`` runs the studies that the chosen
-items need (resuming from their records), the tuning stage with ``--tune``, then builds the items
-and ``REPORT.md``.
+It runs the studies that the chosen items need (resuming from their records), the tuning stage
+with ``--tune``, then builds the items and ``REPORT.md``.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["REPRODUCE_TARGETS", "add_reproduce_commands", "reproduce_thesis"]
+__all__ = ["add_thesis_target", "reproduce_thesis"]
 
 DEFAULT_OUT = Path("results/thesis")
 
@@ -82,7 +79,7 @@ def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_
     return sections
 
 
-def _thesis_parser(subparsers) -> None:
+def add_thesis_target(subparsers) -> None:
     parser = subparsers.add_parser(
         "thesis", help="the 2021 thesis's Chapter 3 and Appendices B-C (issue 9)",
         description="Run the studies the chosen items need (resuming from their records) and "
@@ -136,30 +133,3 @@ def _run_thesis(args: argparse.Namespace) -> int:
               f"{', '.join(section.files)}")
     print(f"report: {out / 'REPORT.md'}")
     return 0
-
-
-REPRODUCE_TARGETS: dict[str, Callable] = {"thesis": _thesis_parser}
-"""Target name -> function adding its sub-parser to ``reproduce``'s subparsers."""
-
-
-def add_reproduce_commands(subparsers, commands: dict | None = None
-                           ) -> argparse.ArgumentParser:
-    """Add ``reproduce`` (with every target of :data:`REPRODUCE_TARGETS`) to ``subparsers``.
-
-    Args:
-        subparsers: an argparse subparsers action.
-        commands: the caller's command table; when given, ``commands["reproduce"]`` is set to
-            the handler (which calls the chosen target's ``handler``).
-    """
-    parser = subparsers.add_parser("reproduce", help="reproduce a publication's tables and "
-                                   "figures", description="Reproduce a publication's results.")
-    targets = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
-    for add in REPRODUCE_TARGETS.values():
-        add(targets)
-    if commands is not None:
-        commands["reproduce"] = _dispatch
-    return parser
-
-
-def _dispatch(args: argparse.Namespace) -> int:
-    return args.handler(args)
