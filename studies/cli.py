@@ -633,9 +633,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from studies.outputs import OutputError
     from studies.runner import interrupt_on_sigterm
     from studies.store import StoreError
-    from studies.threads import configure_threads
+    from studies.threads import configure_threads, configured_threads
 
-    configure_threads()  # one run may use every core; TensorFlow's start-up lines are dropped
+    if configured_threads() is None:  # one run may use every core (a study pins its cells to 1)
+        configure_threads()           # and TensorFlow's start-up lines are dropped
 
     previous_handler = signal.getsignal(signal.SIGTERM)
     interrupt_on_sigterm()

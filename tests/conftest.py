@@ -15,6 +15,11 @@ import pytest
 
 from solvers.result import OptimizationResult, RecordOptions
 from studies.config import RunConfig
+from studies.threads import configure_threads
+
+# The suite runs in one process: one thread for TensorFlow and the BLAS throughout (as a study
+# cell and a 2-core CI machine want), chosen before any test builds a network.
+configure_threads(1)
 
 ARRAY_FIELDS = ("x", "loss_per_evaluation", "loss_per_iterate", "grad_norm_per_iterate",
                 "step_length_per_iterate", "iterate_indices", "iterates", "gradients", "s_pairs",

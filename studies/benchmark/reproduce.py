@@ -49,7 +49,6 @@ __all__ = [
 ]
 
 Target = tuple[str, Sequence[BenchmarkCell]]
-_SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def evaluation_step(steps: int) -> int:
@@ -105,19 +104,13 @@ def _check_cnn_settings(cells: Sequence[BenchmarkCell]) -> None:
 
 @contextlib.contextmanager
 def single_threaded() -> Iterator[None]:
-    """Runs inside are single-threaded: this process's BLAS and the workers it spawns.
+    """Runs inside are single-threaded: this process and the workers it spawns
+    (:func:`studies.threads.configure_threads`, as every study executor does); every benchmark run
+    uses one core, as the CPU-hours count them, and a record has the same bits everywhere."""
+    from studies.threads import configure_threads
 
-    Every benchmark run uses one core (as the CPU-hours count them), and BLAS threads change the
-    order of sums: a record has the same bits in this process, a local pool and a Dask worker
-    only when all of them run one thread. Sets ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and
-    ``MKL_NUM_THREADS`` to 1 (kept: spawned workers start lazily) and limits the BLAS pools
-    already loaded to one thread (``threadpoolctl``) until the block ends.
-    """
-    from threadpoolctl import threadpool_limits
-
-    os.environ.update(_SINGLE_THREAD)
-    with threadpool_limits(limits=1):
-        yield
+    configure_threads(1)
+    yield
 
 
 def open_benchmark(cells: Sequence[BenchmarkCell], out: str | os.PathLike, *,

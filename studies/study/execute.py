@@ -37,13 +37,12 @@ from .spec import Cell
 __all__ = ["BestTracker", "CellOutcome", "configure_worker", "run_cell"]
 
 def configure_worker() -> None:
-    """Pin a worker process to one thread for TensorFlow and the BLAS
-    (:func:`studies.threads.configure_threads`), unless this process already chose its threads:
-    the ``nrto`` driver running cells itself (``--jobs 1``) keeps the cores it configured."""
-    from studies.threads import configure_threads, configured_threads
+    """Pin this process to one thread for TensorFlow and the BLAS
+    (:func:`studies.threads.configure_threads`; idempotent). Every cell runs single-threaded,
+    wherever it runs, so that its record does not depend on the executor."""
+    from studies.threads import configure_threads
 
-    if configured_threads() is None:
-        configure_threads(1)
+    configure_threads(1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
-import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,9 +27,15 @@ from .spec import StudyError
 
 __all__ = ["DaskExecutor", "InlineExecutor", "LocalExecutor", "make_executor"]
 
-_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
-               "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def _one_thread_here() -> None:
+    """Cells run single-threaded wherever they run, so that a record has the same bits in this
+    process, in a pool worker and on a Dask worker (thread counts change the order of BLAS and
+    TensorFlow sums). Set in the driver before any worker starts: spawned workers inherit it."""
+    from studies.threads import configure_threads
+
+    configure_threads(1)
 
 
 class _Deferred(concurrent.futures.Future):
@@ -55,6 +60,9 @@ class InlineExecutor:
 
     name = "inline"
     workers = 1
+
+    def __init__(self):
+        _one_thread_here()
 
     def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
         return _Deferred(fn, args, kwargs)
@@ -86,19 +94,10 @@ class LocalExecutor:
         self._pool = self._start()
 
     def _start(self) -> concurrent.futures.ProcessPoolExecutor:
-        saved = {name: os.environ.get(name) for name in _THREAD_ENV}
-        os.environ.update({k: os.environ.get(k, v) for k, v in _THREAD_ENV.items()})
-        try:  # spawned children copy the environment when they start
-            pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=configure_worker)
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-        return pool
+        _one_thread_here()  # spawned children copy the environment when they start
+        return concurrent.futures.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=configure_worker)
 
     def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
         return self._pool.submit(fn, *args, **kwargs)
@@ -147,10 +146,10 @@ class DaskExecutor:
         if address is None:
             if local_workers < 1:
                 raise StudyError(f"--dask-local must be >= 1; got {local_workers}")
-            extra = {"env": dict(_THREAD_ENV)} if processes else {}
+            _one_thread_here()  # threads of this process, or processes that inherit it
             self._cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1,
                                          processes=processes, dashboard_address=None,
-                                         silence_logs=50, **extra)
+                                         silence_logs=50)
             self._client = Client(self._cluster, set_as_default=False)
             self.workers = local_workers
         else:
