@@ -26,12 +26,14 @@ Copies: by default the recorder copies every point and gradient it is given or r
 method may reuse or change its arrays freely. A method that lends its buffers passes
 ``copy=False`` to :meth:`Recorder.evaluate` and :meth:`Recorder.accept` and promises that (a) it
 does not change a point while the recorder holds it, i.e. until that point's next evaluation or,
-once accepted, until the next :meth:`Recorder.accept` has returned, and (b) it never changes a
-gradient the recorder returned. The recorder then keeps references and copies only what it stores
-(kept iterates and gradients; pairs are copied as before); a gradient returned by the objective
-that overlaps the point or a gradient the recorder holds is copied. The recorded values are the
-same either way, bit for bit (the norms below are formed exactly as :func:`numpy.linalg.norm`
-forms them, ``sqrt(v . v)``).
+once accepted, until the next :meth:`Recorder.accept` has returned, (b) it never changes a
+gradient the recorder returned, and (c) it uses such a gradient only while it belongs to the
+current iterate or to the last evaluation. The objective then sees the method's own point (an
+objective never changes its argument), the objective's gradient is copied into one of three
+buffers of the recorder (so an objective may reuse its output array), and the recorder copies
+only what it stores (kept iterates and gradients; pairs are copied as before). The recorded
+values are the same either way, bit for bit (the norms below are formed exactly as
+:func:`numpy.linalg.norm` forms them, ``sqrt(v . v)``).
 
 Optimizer state: a method whose state can be saved passes ``state=`` to :meth:`Recorder.accept`
 (and to :meth:`Recorder.boundary` at its start), a function ``state(copy: bool)`` returning its
@@ -147,7 +149,8 @@ class Recorder:
         self._best = float("inf")
         self._scratch: np.ndarray | None = None  # (n,) for x - x_old, allocated on first use
         self._last_norm: tuple[np.ndarray, float] | None = None  # (gradient, its norm)
-        self._current_lent = False  # the current x and gradient are the method's arrays
+        self._current_lent = False  # the current x and gradient are lent or reused arrays
+        self._gradient_buffers: list[np.ndarray] = []  # evaluate(copy=False) copies into these
         if previous is not None:
             self._load(previous)
 
@@ -240,8 +243,8 @@ class Recorder:
         if grad.shape != x.shape:
             raise RunStopped("failed", f"the gradient at evaluation {index} has shape "
                                        f"{grad.shape}; expected {x.shape}")
-        if not copy and (not grad.flags.c_contiguous or self._overlaps_held(grad, x)):
-            grad = np.array(grad, dtype=np.float64, copy=True)
+        if not copy:
+            grad = self._into_free_buffer(grad)
         squared = float(grad.dot(grad))  # finite unless an entry is not (or it overflows)
         if not math.isfinite(squared) and not np.all(np.isfinite(grad)):
             raise RunStopped("failed", f"non-finite gradient at evaluation {index} "
@@ -254,11 +257,19 @@ class Recorder:
             self._start(x, loss, grad)
         return loss, (grad.copy() if copy else grad)
 
-    def _overlaps_held(self, grad: np.ndarray, x: np.ndarray) -> bool:
-        """Whether ``grad`` shares memory with ``x`` or with a gradient the recorder holds."""
-        held = [x] + [entry[2] for entry in (self.current, self.last_evaluation)
-                      if entry is not None]
-        return any(np.may_share_memory(grad, other) for other in held)
+    def _into_free_buffer(self, grad: np.ndarray) -> np.ndarray:
+        """A copy of ``grad`` in a buffer that is neither the current nor the last evaluated
+        gradient (at most three buffers exist; see "Copies" in the module docstring)."""
+        held = [entry[2] for entry in (self.current, self.last_evaluation) if entry is not None]
+        free = [buffer for buffer in self._gradient_buffers
+                if not any(buffer is other for other in held)]
+        if free:
+            buffer = free[0]
+        else:
+            buffer = np.empty(grad.shape)
+            self._gradient_buffers.append(buffer)
+        np.copyto(buffer, grad)
+        return buffer
 
     def _grad_norm(self, grad: np.ndarray) -> float:
         """``np.linalg.norm(grad)``; the value formed in :meth:`evaluate` when it is that one."""
