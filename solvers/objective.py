@@ -102,14 +102,15 @@ class ModelObjective:
         if theta.shape != (self.size,):
             raise ValueError(f"{name} has shape {theta.shape}; this {self.model_kind} objective "
                              f"has {self.size} parameters, so ({self.size},) is expected")
-        if not np.all(np.isfinite(theta)):
+        # theta . theta is finite unless an entry is not (or it overflows): one pass, no mask
+        if not np.isfinite(theta.dot(theta)) and not np.all(np.isfinite(theta)):
             raise ValueError(f"{name} contains NaN or infinite values")
         return theta
 
     def _assign(self, theta: np.ndarray) -> None:
-        tensors = unflatten(self.parameter_specs, theta).values()
-        for variable, value in zip(self.model.variables, tensors):  # rounded to its dtype
-            variable.assign(value.reshape(variable.shape).astype(variable.dtype.as_numpy_dtype))
+        """Copy ``theta`` into the model's variables: one TF call, split inside the graph,
+        each part rounded to its variable's dtype (float32 for a float32 network)."""
+        self._tf_functions()["assign"](theta)
 
     def _image(self, theta: np.ndarray) -> np.ndarray:
         if self.model_kind == "pixel":
@@ -146,8 +147,18 @@ class ModelObjective:
                                            zip(gradients, directions) if g is not None])
                 return outer.gradient(projection, variables)
 
+            sizes = [spec.size for spec in self.parameter_specs]
+
+            def assign(theta):
+                for variable, part in zip(variables, tf.split(theta, sizes)):
+                    variable.assign(tf.reshape(tf.cast(part, variable.dtype), variable.shape))
+
             wrap = tf.function if self.compiled else (lambda f: f)
-            self._functions = {"image": wrap(lambda: model()),
+            signature = [tf.TensorSpec([self.size], tf.float64)]
+            self._functions = {"assign": (tf.function(assign, input_signature=signature)
+                                          if self.compiled else
+                                          lambda theta: assign(tf.constant(theta))),
+                               "image": wrap(lambda: model()),
                                "value_and_grad": wrap(value_and_grad),
                                "hvp": wrap(hvp), "bridge": bridge}
         return self._functions
@@ -233,11 +244,11 @@ class ModelObjective:
                 "as_objective(PixelModel(problem, volume_constraint=False))")
 
     def _flat_tensors(self, tensors) -> np.ndarray:
-        parts = []
-        for tensor, spec in zip(tensors, self.parameter_specs):
-            parts.append(np.zeros(spec.size) if tensor is None
-                         else np.asarray(tensor.numpy(), dtype=np.float64).ravel())
-        return np.concatenate(parts)
+        # np.asarray reads a CPU tensor's buffer in place (Tensor.numpy() would copy it first);
+        # the concatenation is the one copy, into a new float64 vector.
+        parts = [np.zeros(spec.size) if tensor is None else np.asarray(tensor).reshape(-1)
+                 for tensor, spec in zip(tensors, self.parameter_specs)]
+        return np.concatenate(parts, dtype=np.float64)
 
 
 def _is_pixel_model(model) -> bool:

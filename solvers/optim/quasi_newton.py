@@ -38,6 +38,7 @@ evaluate its start and continues bit for bit; without a state the memory restart
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -150,12 +151,13 @@ def run_lbfgs(x0: np.ndarray, budget: int, options: LbfgsOptions, rec: Recorder,
     n = x0.size
     memory = PairMemory(n, options.memory)
     if state is None:
-        point = _Point(np.array(x0, dtype=np.float64, copy=True), *rec.evaluate(x0))
+        point = _Point(np.array(x0, dtype=np.float64, copy=True), *rec.evaluate(x0, copy=False))
     else:
         point = _load_point(state, n, memory)
         rec.restore(point.x, point.f, point.g)
     state_of = lambda copy=True: _pairs_state(rec, point, memory, copy)  # noqa: E731
     rec.boundary(state_of)
+    evaluate = functools.partial(rec.evaluate, copy=False)  # buffers lent (rotation below)
     if not point.pending and _pgtol_reached(point.g, options.pgtol):
         return "converged", PGTOL_MESSAGE, True
     z, d, trial = np.empty(n), np.empty(n), np.empty(n)
@@ -174,7 +176,7 @@ def run_lbfgs(x0: np.ndarray, budget: int, options: LbfgsOptions, rec: Recorder,
         else:
             np.subtract(point.x, point.g, out=z)
         np.subtract(z, point.x, out=d)
-        search = lbfgsb_line_search(rec.evaluate, point.x, point.f, point.g, z, d, trial,
+        search = lbfgsb_line_search(evaluate, point.x, point.f, point.g, z, d, trial,
                                     first_iteration=point.first_iteration, maxls=options.maxls)
         if not search.success:
             if memory.count == 0:
@@ -200,7 +202,7 @@ def run_lbfgs(x0: np.ndarray, budget: int, options: LbfgsOptions, rec: Recorder,
             trial = point.x
         point.x, point.f_old, point.f, point.g = accepted, point.f, search.f, search.g
         point.first_iteration, point.pending = False, True
-        rec.accept(point.x, point.f, point.g, pair=pair, state=state_of)
+        rec.accept(point.x, point.f, point.g, pair=pair, state=state_of, copy=False)
 
 
 def _lbfgsb(fun, x0: np.ndarray, *, memory: int, factr: float, pgtol: float, maxls: int,
@@ -239,12 +241,13 @@ def run_gd_ls(x0: np.ndarray, budget: int, options: GDLSOptions, rec: Recorder,
     """``gd_ls`` (module docstring); ``budget`` bounds evaluations like ``maxfun``."""
     n = x0.size
     if state is None:
-        point = _Point(np.array(x0, dtype=np.float64, copy=True), *rec.evaluate(x0))
+        point = _Point(np.array(x0, dtype=np.float64, copy=True), *rec.evaluate(x0, copy=False))
     else:
         point = _load_point(state, n, None)
         rec.restore(point.x, point.f, point.g)
     state_of = lambda copy=True: _pairs_state(rec, point, None, copy)  # noqa: E731
     rec.boundary(state_of)
+    evaluate = functools.partial(rec.evaluate, copy=False)  # buffers lent, as in run_lbfgs
     z, d, trial = np.empty(n), np.empty(n), np.empty(n)
     while True:
         if point.pending:
@@ -258,7 +261,7 @@ def run_gd_ls(x0: np.ndarray, budget: int, options: GDLSOptions, rec: Recorder,
             return "converged", PGTOL_MESSAGE, True
         np.subtract(point.x, point.g, out=z)
         np.subtract(z, point.x, out=d)
-        search = lbfgsb_line_search(rec.evaluate, point.x, point.f, point.g, z, d, trial,
+        search = lbfgsb_line_search(evaluate, point.x, point.f, point.g, z, d, trial,
                                     first_iteration=True, maxls=options.maxls)
         if not search.success:
             return "converged", ABNORMAL_MESSAGE, True
@@ -269,7 +272,7 @@ def run_gd_ls(x0: np.ndarray, budget: int, options: GDLSOptions, rec: Recorder,
             trial = point.x
         point.x, point.f_old, point.f, point.g = accepted, point.f, search.f, search.g
         point.pending = True
-        rec.accept(point.x, point.f, point.g, state=state_of)
+        rec.accept(point.x, point.f, point.g, state=state_of, copy=False)
 
 
 # -- hd --------------------------------------------------------------------------------------
@@ -290,8 +293,8 @@ def run_hd(x0: np.ndarray, budget: int, options: HDOptions, rec: Recorder,
         if not np.any(point.g):
             return "converged", "the gradient is exactly zero", True
         memory.inverse_product(point.g, direction)
-        x = point.x - options.learning_rate * direction
-        f, g = rec.evaluate(x)
+        x = point.x - options.learning_rate * direction  # a new array: lent to the recorder
+        f, g = rec.evaluate(x, copy=False)
         s, y = x - point.x, g - point.g
         pair = None
         if curvature_pair_accepted(s, y, point.g):
@@ -300,5 +303,5 @@ def run_hd(x0: np.ndarray, budget: int, options: HDOptions, rec: Recorder,
             memory.commit(float(s @ y), float(y @ y))
             pair = (s, y)
         point.x, point.f_old, point.f, point.g = x, point.f, f, g
-        rec.accept(x, f, g, pair=pair, state=state_of)
+        rec.accept(x, f, g, pair=pair, state=state_of, copy=False)
     return "max_steps", f"reached {rec.steps} iterations", False

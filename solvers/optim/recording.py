@@ -22,6 +22,19 @@ is appended to the evaluation history but not repeated as an iterate, and iterat
 from ``previous.iterations``. A run resumed from an exact state calls :meth:`Recorder.restore`
 instead of evaluating the start: nothing is appended.
 
+Copies: by default the recorder copies every point and gradient it is given or returns, so a
+method may reuse or change its arrays freely. A method that lends its buffers passes
+``copy=False`` to :meth:`Recorder.evaluate` and :meth:`Recorder.accept` and promises that (a) it
+does not change a point while the recorder holds it, i.e. until that point's next evaluation or,
+once accepted, until the next :meth:`Recorder.accept` has returned, (b) it never changes a
+gradient the recorder returned, and (c) it uses such a gradient only while it belongs to the
+current iterate or to the last evaluation. The objective then sees the method's own point (an
+objective never changes its argument), the objective's gradient is copied into one of three
+buffers of the recorder (so an objective may reuse its output array), and the recorder copies
+only what it stores (kept iterates and gradients; pairs are copied as before). The recorded
+values are the same either way, bit for bit (the norms below are formed exactly as
+:func:`numpy.linalg.norm` forms them, ``sqrt(v . v)``).
+
 Optimizer state: a method whose state can be saved passes ``state=`` to :meth:`Recorder.accept`
 (and to :meth:`Recorder.boundary` at its start), a function ``state(copy: bool)`` returning its
 :class:`~.state.OptimizerState` at that boundary (``copy=False`` only for the final result, when
@@ -32,6 +45,7 @@ interrupted inside a line search carries none).
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable
 
@@ -133,6 +147,10 @@ class Recorder:
         self._state_source: tuple[Callable[..., OptimizerState], int] | None = None
         self._k = 0
         self._best = float("inf")
+        self._scratch: np.ndarray | None = None  # (n,) for x - x_old, allocated on first use
+        self._last_norm: tuple[np.ndarray, float] | None = None  # (gradient, its norm)
+        self._current_lent = False  # the current x and gradient are lent or reused arrays
+        self._gradient_buffers: list[np.ndarray] = []  # evaluate(copy=False) copies into these
         if previous is not None:
             self._load(previous)
 
@@ -193,24 +211,28 @@ class Recorder:
         return self._previous_elapsed + time.perf_counter() - self._t0
 
     # -- the two entry points of a method ------------------------------------------------------
-    def evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+    def evaluate(self, x: np.ndarray, *, copy: bool = True) -> tuple[float, np.ndarray]:
         """Call the objective at ``x`` (float64 ``(n,)``), record the loss, return ``(f, g)``.
 
-        The first evaluation of a run is its starting iterate. Returns a copy of the gradient.
+        The first evaluation of a run is its starting iterate. Returns a copy of the gradient,
+        or with ``copy=False`` the recorder's own gradient, which the method must not change
+        (see "Copies" in the module docstring).
 
         Raises:
             RunStopped: status ``"failed"`` if the objective raises or returns a non-finite loss,
                 a non-finite gradient or a gradient of the wrong shape.
         """
         self._state_source = None  # the method leaves its last boundary
-        x = np.array(x, dtype=np.float64, copy=True)
+        if copy or not self._evaluated:
+            x = np.array(x, dtype=np.float64, copy=True)
         if not self._evaluated:
             self._first_x, self._evaluated = x, True
         index = self.evaluations
         try:
             loss, grad = self.objective.value_and_grad(x)
             loss = float(loss)
-            grad = np.array(grad, dtype=np.float64, copy=True)
+            grad = (np.array(grad, dtype=np.float64, copy=True) if copy
+                    else np.asarray(grad, dtype=np.float64))
         except Exception as error:  # noqa: BLE001 - any objective error ends the run as failed
             raise RunStopped("failed", f"the objective raised {type(error).__name__} at "
                                        f"evaluation {index}: {error}") from error
@@ -221,14 +243,46 @@ class Recorder:
         if grad.shape != x.shape:
             raise RunStopped("failed", f"the gradient at evaluation {index} has shape "
                                        f"{grad.shape}; expected {x.shape}")
-        if not np.all(np.isfinite(grad)):
+        if not copy:
+            grad = self._into_free_buffer(grad)
+        squared = float(grad.dot(grad))  # finite unless an entry is not (or it overflows)
+        if not math.isfinite(squared) and not np.all(np.isfinite(grad)):
             raise RunStopped("failed", f"non-finite gradient at evaluation {index} "
                                        f"({int(np.sum(~np.isfinite(grad)))} entries)")
+        self._last_norm = (grad, math.sqrt(squared))  # = np.linalg.norm(grad), bit for bit
         self._best = min(self._best, loss)
         self.last_evaluation = (x, loss, grad)
         if self.current is None:
+            self._current_lent = not copy
             self._start(x, loss, grad)
-        return loss, grad.copy()
+        return loss, (grad.copy() if copy else grad)
+
+    def _into_free_buffer(self, grad: np.ndarray) -> np.ndarray:
+        """A copy of ``grad`` in a buffer that is neither the current nor the last evaluated
+        gradient (at most three buffers exist; see "Copies" in the module docstring)."""
+        held = [entry[2] for entry in (self.current, self.last_evaluation) if entry is not None]
+        free = [buffer for buffer in self._gradient_buffers
+                if not any(buffer is other for other in held)]
+        if free:
+            buffer = free[0]
+        else:
+            buffer = np.empty(grad.shape)
+            self._gradient_buffers.append(buffer)
+        np.copyto(buffer, grad)
+        return buffer
+
+    def _grad_norm(self, grad: np.ndarray) -> float:
+        """``np.linalg.norm(grad)``; the value formed in :meth:`evaluate` when it is that one."""
+        if self._last_norm is not None and self._last_norm[0] is grad:
+            return self._last_norm[1]
+        return float(np.linalg.norm(grad))
+
+    def _distance(self, x: np.ndarray, x_old: np.ndarray) -> float:
+        """``np.linalg.norm(x - x_old)`` (bit for bit) without a temporary vector."""
+        if self._scratch is None or self._scratch.shape != x.shape:
+            self._scratch = np.empty(x.shape)
+        difference = np.subtract(x, x_old, out=self._scratch)
+        return math.sqrt(float(difference.dot(difference)))
 
     def restore(self, x: np.ndarray, loss: float, grad: np.ndarray) -> None:
         """Continue a resumed run at its last iterate ``(x, loss, grad)`` without evaluating."""
@@ -258,7 +312,7 @@ class Recorder:
         self._resets.append(self._k)
 
     def accept(self, x: np.ndarray, loss: float, grad: np.ndarray, pair: Any = "compute",
-               state: Callable[..., OptimizerState] | None = None
+               state: Callable[..., OptimizerState] | None = None, *, copy: bool = True
                ) -> tuple[np.ndarray, np.ndarray] | None:
         """Record ``(x, loss, grad)`` as the next accepted iterate and call the callback.
 
@@ -268,6 +322,8 @@ class Recorder:
                 ``s = x - x_old``, ``y = grad - g_old`` and applies
                 :func:`curvature_pair_accepted`.
             state: the method's state function at this boundary (see the module docstring).
+            copy: False: keep ``x`` and ``grad`` without copying them (see "Copies" in the
+                module docstring).
 
         Returns:
             For L-BFGS-type methods the correction pair ``(s, y)`` if it is kept, else None
@@ -278,16 +334,18 @@ class Recorder:
         """
         if self.current is None:
             raise RuntimeError("accept() before the first evaluation")
-        x = np.array(x, dtype=np.float64, copy=True)
-        grad = np.array(grad, dtype=np.float64, copy=True)
+        if copy:
+            x = np.array(x, dtype=np.float64, copy=True)
+            grad = np.array(grad, dtype=np.float64, copy=True)
         x_old, _, g_old = self.current
         if state is not None:
             self.boundary(state)
         self._k += 1
         self._iterate_losses.append(float(loss))
-        self._grad_norms.append(float(np.linalg.norm(grad)))
-        self._step_lengths.append(float(np.linalg.norm(x - x_old)))
+        self._grad_norms.append(self._grad_norm(grad))
+        self._step_lengths.append(self._distance(x, x_old))
         self.current = (x, float(loss), grad)
+        self._current_lent = not copy
         self._store_iterate()
         given = not isinstance(pair, str)
         if not given:
@@ -321,7 +379,7 @@ class Recorder:
         if self.previous is not None:
             return  # the starting iterate is the previous run's last one
         self._iterate_losses.append(loss)
-        self._grad_norms.append(float(np.linalg.norm(grad)))
+        self._grad_norms.append(self._grad_norm(grad))
         self._step_lengths.append(float("nan"))
         self._store_iterate()
 
@@ -329,8 +387,8 @@ class Recorder:
         x, _, grad = self.current
         if self.record.keeps_iterate(self._k):
             self._iterate_indices.append(self._k)
-            self._iterates.append(x)
-            self._gradients.append(grad)
+            self._iterates.append(x.copy() if self._current_lent else x)
+            self._gradients.append(grad.copy() if self._current_lent else grad)
         if self._k in self._designs_at:
             self._design_indices.append(self._k)
             self._designs.append(self._design(x))
