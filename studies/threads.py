@@ -11,9 +11,12 @@ live here, and every process that nrto starts makes them once, at its start:
 ``configure_threads(n)`` sets, for this process and the processes it spawns:
 
 * the BLAS and OpenMP pools (numpy's OpenBLAS, and any other BLAS already loaded, e.g. the one
-  cvxopt's CHOLMOD calls) to ``n`` threads, through ``threadpoolctl``; ``OMP_NUM_THREADS``,
-  ``OPENBLAS_NUM_THREADS`` and ``MKL_NUM_THREADS`` to ``n`` for libraries loaded later and for
-  spawned children;
+  cvxopt's CHOLMOD calls) to ONE thread whatever ``n`` is, through ``threadpoolctl``, and
+  ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS`` = 1 for libraries loaded later
+  and for spawned children. Measured on the 2-core machine: with two OpenBLAS threads the
+  L-BFGS vector work of a CNN run went from 68 to 655 ms per evaluation (the threads spin beside
+  TensorFlow's), and CHOLMOD's factorization ran 2x slower; the BLAS work here is level-1 on
+  vectors that do not gain from a second thread;
 * TensorFlow's intra-op pool (the threads one op, e.g. a oneDNN convolution, runs on) and inter-op
   pool (independent ops run side by side) to ``n`` each: through ``TF_NUM_INTRAOP_THREADS`` /
   ``TF_NUM_INTEROP_THREADS`` (read by TensorFlow when it builds its pools) and, when TensorFlow is
@@ -98,10 +101,12 @@ def configure_threads(n: int | None = None) -> int:
         return n
     if "tensorflow" in sys.modules:
         _apply_to_tensorflow(sys.modules["tensorflow"], n)
-    for name in (*_BLAS_VARIABLES, *_TF_VARIABLES):
+    for name in _TF_VARIABLES:
         os.environ[name] = str(n)
+    for name in _BLAS_VARIABLES:  # always 1: see the module docstring
+        os.environ[name] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    threadpoolctl.threadpool_limits(limits=n)
+    threadpoolctl.threadpool_limits(limits=1)
     _state["threads"] = n
     if not any(isinstance(finder, _QuietTensorFlowFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlowFinder())
