@@ -140,6 +140,17 @@ def _load_point(state: OptimizerState, n: int, memory: PairMemory | None) -> _Po
                   scalars["first_iteration"], scalars["pending"])
 
 
+def _start_point(x0: np.ndarray, rec: Recorder, state: OptimizerState | None,
+                 memory: PairMemory | None) -> "_Point":
+    """The first point of an L-BFGS-type run: ``x0`` evaluated, or the point (and the pairs,
+    into ``memory``) of a validated saved state."""
+    if state is None:
+        return _Point(np.array(x0, dtype=np.float64, copy=True), *rec.evaluate(x0, copy=False))
+    point = _load_point(state, x0.size, memory)
+    rec.restore(point.x, point.f, point.g)
+    return point
+
+
 def run_lbfgs(x0: np.ndarray, budget: int, options: LbfgsOptions, rec: Recorder,
               state: OptimizerState | None = None) -> tuple[str, str, bool]:
     """``lbfgs`` (module docstring); ``budget`` = ``maxfun`` for the evaluations of this call.
@@ -150,11 +161,7 @@ def run_lbfgs(x0: np.ndarray, budget: int, options: LbfgsOptions, rec: Recorder,
         return _run_lbfgs_scipy(x0, budget, options, rec)
     n = x0.size
     memory = PairMemory(n, options.memory)
-    if state is None:
-        point = _Point(np.array(x0, dtype=np.float64, copy=True), *rec.evaluate(x0, copy=False))
-    else:
-        point = _load_point(state, n, memory)
-        rec.restore(point.x, point.f, point.g)
+    point = _start_point(x0, rec, state, memory)
     state_of = lambda copy=True: _pairs_state(rec, point, memory, copy)  # noqa: E731
     rec.boundary(state_of)
     evaluate = functools.partial(rec.evaluate, copy=False)  # buffers lent (rotation below)
@@ -240,11 +247,7 @@ def run_gd_ls(x0: np.ndarray, budget: int, options: GDLSOptions, rec: Recorder,
               state: OptimizerState | None = None) -> tuple[str, str, bool]:
     """``gd_ls`` (module docstring); ``budget`` bounds evaluations like ``maxfun``."""
     n = x0.size
-    if state is None:
-        point = _Point(np.array(x0, dtype=np.float64, copy=True), *rec.evaluate(x0, copy=False))
-    else:
-        point = _load_point(state, n, None)
-        rec.restore(point.x, point.f, point.g)
+    point = _start_point(x0, rec, state, None)
     state_of = lambda copy=True: _pairs_state(rec, point, None, copy)  # noqa: E731
     rec.boundary(state_of)
     evaluate = functools.partial(rec.evaluate, copy=False)  # buffers lent, as in run_lbfgs
