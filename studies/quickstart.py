@@ -216,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, name) < 1:
             _parser().error(f"--{name.replace('_', '-')} must be >= 1")
     started = time.perf_counter()
+    from studies.threads import configure_threads, configured_threads
+
+    if configured_threads() is None:  # as nrto does: every core for TensorFlow, start-up quiet
+        configure_threads()
     from studies.plotting import plot_runs
     from studies.runner import ConfigurationError, RunTask, run_many
     from studies.store import ResultsFile, drop_arrays
