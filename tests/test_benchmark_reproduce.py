@@ -1,9 +1,8 @@
 """``nrto reproduce paper-benchmark`` end to end: --quick through the engine, Dask, reruns,
 --report-only, and the exact formats of the CSV files.
 
-The CNN runs in float64 here (``--cnn-dtype float64``: ``CNNConfig``'s default, so no dtype
-option) so that these tests do not depend on the float32 network path; the cells, records and
-outputs are otherwise those of the paper's settings.
+The CNN runs in float32 and the physics in float64, as in the paper; the cells, records and
+outputs are those of the paper's settings at toy scale.
 """
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ from studies.study.executors import DaskExecutor
 from studies.study.records import CompactRecord, StudyFolder
 from studies.study.spec import StudyError, expand
 
-QUICK = ["reproduce", "paper-benchmark", "--quick", "--cnn-dtype", "float64", "--no-progress"]
+QUICK = ["reproduce", "paper-benchmark", "--quick", "--no-progress"]  # CNN float32, as the paper
 RESULT_FILES = ("typical-step20.csv", "best-of-ensemble-step20.csv", "seeds.csv", "summary.csv",
                 "REPORT.md")
 
@@ -69,7 +68,7 @@ def test_the_adapter_expands_to_exactly_the_cells():
 
 
 def test_quick_end_to_end(quick_run):
-    records = read_records(quick_run, 20, cnn_dtype="float64")
+    records = read_records(quick_run, 20, cnn_dtype="float32")
     assert len(records.records) == 21 and not records.ignored
     assert {(p, m, s) for p, m, s in records.records} == {
         (c.problem, c.method, c.seed) for c in quick_cells()}
@@ -90,7 +89,7 @@ def test_quick_end_to_end(quick_run):
 def test_csv_formats_and_values(quick_run):
     """The exact layouts of issue 10 item 4, and values recomputed from the records by hand."""
     catalogue = select_tasks("all")
-    records = read_records(quick_run, 20, cnn_dtype="float64").records
+    records = read_records(quick_run, 20, cnn_dtype="float32").records
 
     def at20(curve):  # running minimum over the first 21 evaluations (index 0 the start)
         curve = np.asarray(curve, float)[:21]
@@ -142,7 +141,7 @@ def test_rerunning_cells_gives_the_same_records_bit_for_bit(quick_run, tmp_path)
     shutil.copytree(quick_run / "records", tmp_path / "records")
     shutil.copy(quick_run / "study.json", tmp_path / "study.json")
     # rerun a CNN, a pixel run started from the CNN's output and a constant-start run
-    again = [c for c in quick_cells(cnn_dtype="float64") if c.problem == QUICK_TASKS[1]
+    again = [c for c in quick_cells(cnn_dtype="float32") if c.problem == QUICK_TASKS[1]
              and (c.method, c.seed) in {("cnn-lbfgs", 0), ("pixels-lbfgs", 0),
                                         ("pixels-mma", -1)}]
     assert len(again) == 3
@@ -153,7 +152,7 @@ def test_rerunning_cells_gives_the_same_records_bit_for_bit(quick_run, tmp_path)
 
 
 def test_a_dask_local_cluster_gives_the_same_records(quick_run, tmp_path):
-    cells = [c for c in quick_cells(cnn_dtype="float64") if c.problem == QUICK_TASKS[2]
+    cells = [c for c in quick_cells(cnn_dtype="float32") if c.problem == QUICK_TASKS[2]
              and c.method in ("cnn-lbfgs", "pixels-oc")]  # seed 0 CNN and OC, OC at -1
     assert len(cells) == 3
     executor = DaskExecutor(local_workers=2, processes=False)
