@@ -105,6 +105,20 @@ class _Point:
     pending: bool = False  # the end-of-iteration tests of the last step are still to do
 
 
+def _move_to(point: _Point, search, z: np.ndarray, trial: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Make the line search's accepted point the iterate; returns the ``(z, trial)`` scratch
+    buffers for the next iteration (the old iterate's array takes the place of the one that was
+    accepted, so no n-vector is allocated)."""
+    if search.x is z:
+        z = point.x
+    else:
+        trial = point.x
+    point.x, point.f_old, point.f, point.g = search.x, point.f, search.f, search.g
+    point.pending = True
+    return z, trial
+
+
 def _pairs_state(rec: Recorder, point: _Point, memory: PairMemory | None, copy: bool = True
                  ) -> OptimizerState:
     arrays = {"x": point.x.copy() if copy else point.x, "g": point.g.copy() if copy else point.g}
@@ -202,13 +216,8 @@ def run_lbfgs(x0: np.ndarray, budget: int, options: LbfgsOptions, rec: Recorder,
             np.subtract(search.g, point.g, out=y_row)
             memory.commit(sy, float(y_row @ y_row))
             pair = (s_row, y_row)
-        accepted = search.x
-        if accepted is z:
-            z = point.x
-        else:
-            trial = point.x
-        point.x, point.f_old, point.f, point.g = accepted, point.f, search.f, search.g
-        point.first_iteration, point.pending = False, True
+        z, trial = _move_to(point, search, z, trial)
+        point.first_iteration = False
         rec.accept(point.x, point.f, point.g, pair=pair, state=state_of, copy=False)
 
 
@@ -268,13 +277,7 @@ def run_gd_ls(x0: np.ndarray, budget: int, options: GDLSOptions, rec: Recorder,
                                     first_iteration=True, maxls=options.maxls)
         if not search.success:
             return "converged", ABNORMAL_MESSAGE, True
-        accepted = search.x
-        if accepted is z:
-            z = point.x
-        else:
-            trial = point.x
-        point.x, point.f_old, point.f, point.g = accepted, point.f, search.f, search.g
-        point.pending = True
+        z, trial = _move_to(point, search, z, trial)
         rec.accept(point.x, point.f, point.g, state=state_of, copy=False)
 
 
