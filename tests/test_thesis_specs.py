@@ -14,12 +14,13 @@ def test_chapter3_grid_is_the_thesis_protocol():
     by = {(c.problem, c.model, c.penal, c.method, c.seed): c for c in cells}
     nn3a = by[("A", "cnn", 3.0, "GD", 0)]
     assert nn3a.options["learning_rate"] == 2.5e-4 and nn3a.steps == 700
-    assert nn3a.model_options == {"upsampling": "transpose"}
+    assert nn3a.model_options == {"upsampling": "transpose", "dtype": "float32"}   # ambiguity 25
     assert by[("B", "pixel", 3.0, "GD", 0)].options["learning_rate"] == 1.19
     assert by[("E", "pixel", 3.0, "HD_M10", 0)].options == {"memory": 10, "learning_rate": 0.032}
     assert by[("D", "cnn", 1.0, "HD_M1", 0)].options == {"memory": 1, "learning_rate": 0.63}
     pixel = by[("D", "pixel", 1.0, "LBFGS", 3)]
-    assert pixel.model_options == {"start": "cnn", "start_upsampling": "transpose"}
+    assert pixel.model_options == {"start": "cnn", "start_upsampling": "transpose",
+                                   "start_dtype": "float32"}
     assert pixel.steps == 300 and pixel.options == {"memory": 10}
     assert by[("A", "cnn", 3.0, "LBFGS_M1", 0)].options == {"memory": 1}
     assert by[("A", "cnn", 3.0, "GD_LS", 0)].curve == "iterate"

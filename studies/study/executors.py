@@ -18,6 +18,7 @@ Every executor offers ``submit(fn, *args, **kwargs) -> future`` and ``wait_any(f
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import multiprocessing
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -41,9 +42,12 @@ def _one_thread_here() -> None:
 class _Deferred(concurrent.futures.Future):
     """A future of :class:`InlineExecutor`: computed when it is first waited for."""
 
+    _submitted = itertools.count()
+
     def __init__(self, fn: Callable, args: tuple, kwargs: dict):
         super().__init__()
         self._call = (fn, args, kwargs)
+        self.order = next(self._submitted)
 
     def compute(self) -> None:
         if self.done():
@@ -68,7 +72,7 @@ class InlineExecutor:
         return _Deferred(fn, args, kwargs)
 
     def wait_any(self, futures: Iterable) -> tuple[set, set]:
-        futures = list(futures)
+        futures = sorted(futures, key=lambda f: f.order)   # in submission order, as a pool
         done = {f for f in futures if f.done()}
         if not done and futures:
             futures[0].compute()

@@ -1,5 +1,9 @@
 """The driver: expand a study, pick this shard's unfinished cells, run them on an executor.
 
+Cells are submitted seed by seed (every cell of the first seed, in grid order, then the next
+seed): a study stopped part way leaves every table row with the same seeds done, so its medians
+are over a balanced subset rather than over whichever rows happened to come first.
+
 ``run_study`` submits every unfinished cell of the shard at once and collects outcomes as they
 complete, with one overall tqdm bar on stderr (cells done/total, failures, ETA). A finished cell
 (one with a compact record) is never submitted again; a partial one resumes in its worker
@@ -132,7 +136,8 @@ def run_study(study: Study, folder: StudyFolder, executor, *, shard: tuple[int, 
     from .spec import expand
 
     cells = tuple(c for c in expand(study, tuned) if in_shard(c.key, shard))
-    todo = [cell for cell in cells if not folder.has_record(cell)]
+    todo = sorted((cell for cell in cells if not folder.has_record(cell)),
+                  key=lambda cell: cell.seed)    # stable: grid order within a seed
     folder.write_spec(study)
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=f"study {study.name}",
                unit="cell", file=sys.stderr, disable=not progress, dynamic_ncols=True,

@@ -17,8 +17,9 @@ study                items
 Every function takes ``quick``: toy sizes (8x16 and 16x16 grids), a few steps and one or two seeds,
 so that all items together run in about a minute; otherwise the thesis's protocol. The default
 CNN is the thesis's transposed-convolution variant (``upsampling="transpose"``, guide §1.5,
-ambiguity 3); ``upsampling="bilinear"`` is the paper's. Pixel runs of seed s start from the
-output of ``CNNModel(seed=s)`` of the transposed variant (§1.6, ambiguity 4).
+ambiguity 3); ``upsampling="bilinear"`` is the paper's. The CNN runs in float32 (ambiguity 25).
+Pixel runs of seed s start from the output of the float32 ``CNNModel(seed=s)`` of the transposed
+variant (§1.6, ambiguity 4).
 """
 from __future__ import annotations
 
@@ -71,9 +72,15 @@ def problems(quick: bool, codes: Sequence[str] = tuple(PROBLEMS)) -> list[dict]:
     return out
 
 
+CNN_DTYPE = "float32"
+"""The network's floating-point type in every run (guide ambiguity 25: Hoyer's precision, the CNN
+in float32, pixels and physics in float64). The landscape items rebuild the network in float64 at
+the stored parameters (:func:`studies.thesis.landscapes.objective_of`)."""
+
+
 def _model_options(upsampling: str) -> dict:
-    return {"cnn": {"upsampling": upsampling},
-            "pixel": {"start": "cnn", "start_upsampling": "transpose"}}
+    return {"cnn": {"upsampling": upsampling, "dtype": CNN_DTYPE},
+            "pixel": {"start": "cnn", "start_upsampling": "transpose", "start_dtype": CNN_DTYPE}}
 
 
 def _methods(names: Sequence[str], quick: bool, steps: dict | None = None) -> list[dict]:
