@@ -35,6 +35,21 @@ def test_records_are_complete_and_differ_between_cells(reference):
     assert len(records) == 8 and len(set(records.values())) == 8
 
 
+def test_cells_run_seed_by_seed_in_grid_order(tmp_path):
+    # a study stopped part way must leave every row with the same seeds done
+    study = Study.from_dict({
+        "name": "order", "problems": ["toy/rosenbrock", {"name": "toy/quadratic", "size": 3}],
+        "seeds": [0, 1, 2], "steps": [3],
+        "methods": [{"name": "LBFGS", "optimizer": "lbfgs"},
+                    {"name": "GD", "optimizer": "gd", "options": {"learning_rate": 1e-3}}]})
+    cells = expand(study)
+    run = run_study(study, StudyFolder(tmp_path), InlineExecutor(), progress=False)
+    ran = [next(c for c in cells if c.key == o.key) for o in run.outcomes]
+    assert [c.seed for c in ran] == [0] * 4 + [1] * 4 + [2] * 4
+    grid = [(c.problem, c.method) for c in cells if c.seed == 0]
+    assert [(c.problem, c.method) for c in ran[:4]] == grid
+
+
 @pytest.mark.slow  # each spawned worker imports TensorFlow (~10-25 s on a busy machine)
 def test_local_pool_gives_the_same_records(reference, tmp_path):
     study, expected = reference
