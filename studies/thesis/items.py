@@ -403,7 +403,8 @@ from .landscape_items import (build_b1, build_b2, build_distance, build_interpol
 _CURVE_DEFAULTS = ("Best-so-far median over seeds 0-9 (§4.7, ambiguity 11); L-BFGS steps are "
                    "evaluations, GD/HD iterations, GD_LS iterations (ambiguity 6); HD 700 steps "
                    "(ambiguity 9), L-BFGS_M1 300 (ambiguity 10); pixel starts from the "
-                   "transposed CNN's output (ambiguity 4).")
+                   "transposed CNN's output (ambiguity 4); the CNN in float32, pixels and "
+                   "physics in float64 (ambiguity 25).")
 _PUBLISHED = "Step sizes: the published Tables B.1-B.3 (guide §3)."
 
 
@@ -483,8 +484,9 @@ ITEMS: dict[str, Item] = {item.name: item for item in (
            f"{code}, L-BFGS_M1, seed 0; SLQ k = 3, o = 50, sigma^2 = 1e-4 at L-BFGS iterations "
            f"0, 10, 28.",
            "Steps are L-BFGS iterations, 28 as 'near convergence' for every code (ambiguity 22); "
-           "Ghorbani density conventions (ambiguity 16); SLQ and products in float64 (our CNN "
-           "is float64; ambiguity 25).")
+           "Ghorbani density conventions (ambiguity 16); the run trains the CNN in float32 "
+           "(ambiguity 25); SLQ and its products in float64, with the network rebuilt in "
+           "float64 at the run's parameters (exact second derivatives).")
       for name, code in specs.SPECTRA_CODES.items()],
     Item("fig-3.9", "Fig 3.9: distance from the start and gradient norm, p = 3",
          ("distance",), functools.partial(build_distance, penal=3.0),
@@ -532,5 +534,6 @@ ITEMS: dict[str, Item] = {item.name: item for item in (
          (), build_step_sizes,
          "NN3A start (seed 0), both CNN variants: gradient norm and top Hessian eigenvalue per "
          "parameter group (10 Lanczos steps); offset scale 10 vs 1; 30 GD steps at several "
-         "steps.", "float64 CNN (ours); see the reading."),
+         "steps.", "float64 CNN at the float32 start's parameters (the stability limit does not "
+         "depend on the precision); see the reading."),
 )}
