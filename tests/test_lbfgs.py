@@ -224,6 +224,19 @@ def test_gd_ls_matches_restarted_scipy():
     np.testing.assert_allclose(result.loss_per_evaluation, losses, rtol=1e-10)
 
 
+def test_gd_ls_iteration_cap_stops_the_same_run_early():
+    objective = as_objective(PixelModel(build_problem("mbb_beam", 16, 8, 0.5)), penal=3.0)
+    whole = optimize(objective, "gd_ls", steps=400)
+    capped = optimize(objective, "gd_ls", steps=400, max_iterations=7)
+    assert whole.iterations > 7 and capped.iterations == 7
+    assert capped.status == "max_steps" and capped.message == "reached 7 iterations"
+    np.testing.assert_array_equal(capped.loss_per_iterate, whole.loss_per_iterate[:8])
+    np.testing.assert_array_equal(capped.loss_per_evaluation,
+                                  whole.loss_per_evaluation[:capped.evaluations])
+    with pytest.raises(ValueError, match="max_iterations must be an integer >= 1"):
+        optimize(objective, "gd_ls", steps=400, max_iterations=0)
+
+
 @pytest.mark.parametrize("memory", [1, 3, 4, 6])
 def test_pair_ring_keeps_the_newest_in_order(memory):
     """The ring holds the newest m pairs oldest first, also after the in-place rotation that

@@ -30,6 +30,7 @@ PROBLEM = build_problem("mbb_beam", 16, 8, 0.5)
 CASES = {
     "lbfgs": ("logits", 30, {}),
     "gd_ls": ("logits", 30, {}),
+    "gd_ls_max9": ("logits", 400, {"max_iterations": 9}),   # the iteration cap counts resumed
     "hd_m1": ("logits", 12, {"learning_rate": 0.05, "memory": 1}),
     "hd_m3": ("logits", 12, {"learning_rate": 0.05, "memory": 3}),
     "gd": ("logits", 12, {"learning_rate": 0.5}),

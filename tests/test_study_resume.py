@@ -137,3 +137,38 @@ def test_a_killed_cell_resumes_from_its_checkpoint(reference, tmp_path):
     records = [folder.read_record(c) for c in expand(study)]
     assert any(r.provenance["resumed"] for r in records)
     assert _records(folder, study) == expected
+
+
+@pytest.mark.slow  # spawned workers import TensorFlow
+def test_sigterm_to_the_driver_stops_the_workers_promptly_and_keeps_their_state(
+        reference, tmp_path):
+    # the driver alone is signalled (as by `kill`, or a scheduler): it must stop its workers,
+    # which store the state their runs reached, instead of waiting for the running cells
+    study, expected = reference
+    slow = {**SPEC, "problems": [{**p, "delay": 0.2} for p in SPEC["problems"]]}
+    spec, out = tmp_path / "spec.json", tmp_path / "out"
+    spec.write_text(json.dumps(slow))
+    driver = _driver(spec, out)
+    _wait_for(lambda: _count(out / "runs", "*.h5") >= 2, driver)
+    workers = psutil.Process(driver.pid).children(recursive=True)
+    driver.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    driver.communicate(timeout=60)
+    assert driver.returncode == 130
+    psutil.wait_procs(workers, timeout=30)
+    assert not [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert time.monotonic() - stopped < 30      # a cell takes 40 x 0.2 s = 8 s or more
+    folder = StudyFolder(out)
+    from studies.study.runfile import read_checkpoint
+    partial = [read_checkpoint(p) for p in out.glob("runs/*.h5")]
+    assert any(c.partial and c.result.status == "interrupted" for c in partial)
+    driver = _driver(spec, out)
+    stdout, stderr = driver.communicate(timeout=300)
+    assert driver.returncode == 0, stderr
+    records = {(c.problem, c.method, c.seed): folder.read_record(c)
+               for c in expand(Study.from_dict(slow))}
+    assert any(r.provenance["resumed"] for r in records.values())
+    for cell in expand(study):   # the delay changes the keys, not the runs
+        losses = json.loads(expected[cell.key])["loss_per_evaluation"]
+        resumed = json.loads(records[cell.problem, cell.method, cell.seed].deterministic_json())
+        assert resumed["loss_per_evaluation"] == losses

@@ -155,17 +155,24 @@ class GDLSOptions:
         factr: stop when the relative decrease of f in one step is <= ``factr * eps``.
         pgtol: stop when ``max |g_i| <= pgtol``.
         maxls: maximum line-search trials per iteration.
+        max_iterations: stop after this many iterations in all (a resumed run counts the
+            earlier ones), besides the evaluation budget ``steps``; None: no iteration cap. The
+            thesis's GD_LS is 700 restarted L-BFGS-B iterations, whatever they cost.
     """
 
     factr: float = 1.0
     pgtol: float = 1e-14
     maxls: int = 20
+    max_iterations: int | None = None
 
     def __post_init__(self):
         _check_real("GDLSOptions", "factr", self.factr, low=0.0)
         _check_real("GDLSOptions", "pgtol", self.pgtol, low=0.0)
         _check_int("GDLSOptions", "maxls", self.maxls, low=1)
         object.__setattr__(self, "maxls", int(self.maxls))
+        if self.max_iterations is not None:
+            _check_int("GDLSOptions", "max_iterations", self.max_iterations, low=1)
+            object.__setattr__(self, "max_iterations", int(self.max_iterations))
         _as_float(self, "factr", "pgtol")
 
 

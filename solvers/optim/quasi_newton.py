@@ -269,6 +269,8 @@ def run_gd_ls(x0: np.ndarray, budget: int, options: GDLSOptions, rec: Recorder,
                 return "max_steps", (f"{MAXFUN_MESSAGE} ({rec.evaluations} > {rec.steps})"),\
                     False
             point.pending = False
+        if options.max_iterations is not None and rec.iteration >= options.max_iterations:
+            return "max_steps", f"reached {options.max_iterations} iterations", False
         if _pgtol_reached(point.g, options.pgtol):
             return "converged", PGTOL_MESSAGE, True
         np.subtract(point.x, point.g, out=z)

@@ -168,11 +168,13 @@ def _run(args, cells, name, out) -> int:
     with single_threaded():  # before the executor: the workers it starts inherit it
         executor = make_executor(jobs=args.jobs, scheduler=args.scheduler,
                                  dask_local=args.dask_local)
+        finished = False
         try:
             outcome = run_study(study, folder, executor, shard=shard,
                                 progress=not args.no_progress)
+            finished = True
         finally:
-            executor.close()
+            executor.close(wait=finished)   # interrupted: running cells keep their checkpoints
     done = len(outcome.cells) - len(outcome.errors)
     print(f"paper-benchmark: {done} of {len(outcome.cells)} runs done ({outcome.skipped} "
           f"already), {len(outcome.failed)} failed runs, {len(outcome.errors)} errors; records "

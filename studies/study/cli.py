@@ -227,4 +227,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(["study", *(sys.argv[1:] if argv is None else argv)])
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    return study_command(args)
+    import signal
+
+    from studies.runner import interrupt_on_sigterm
+
+    previous = signal.getsignal(signal.SIGTERM)
+    interrupt_on_sigterm()   # as `nrto`: SIGTERM stops the study like Ctrl-C
+    try:
+        return study_command(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -34,7 +34,9 @@ from .records import CompactRecord, StudyFolder, design_to_uint8
 from .runfile import read_checkpoint, write_checkpoint
 from .spec import Cell
 
-__all__ = ["BestTracker", "CellOutcome", "configure_worker", "run_cell"]
+__all__ = ["BestTracker", "CellOutcome", "configure_pool_worker", "configure_worker",
+           "run_cell"]
+
 
 def configure_worker() -> None:
     """Pin this process to one thread for TensorFlow and the BLAS
@@ -43,6 +45,26 @@ def configure_worker() -> None:
     from studies.threads import configure_threads
 
     configure_threads(1)
+
+
+_stopping = False
+"""Set in a pool worker by SIGTERM: the cells still queued to it return at once."""
+
+
+def _stop_on_sigterm(signum, frame) -> None:
+    global _stopping
+    _stopping = True
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def configure_pool_worker() -> None:
+    """The initializer of a local pool's worker process: :func:`configure_worker`, and SIGTERM
+    (sent by the driver when it is interrupted) raised as ``KeyboardInterrupt``, so that the
+    running cell stores the state its run reached; cells queued after it are not started."""
+    import signal
+
+    configure_worker()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +201,9 @@ def run_cell(cell_data: Mapping[str, Any], folder: str, *, record: Mapping[str, 
     from solvers.result import RecordOptions
 
     cell = Cell.from_dict(cell_data)
+    if _stopping:
+        return CellOutcome(cell.key, "error", error=f"{cell.label}: not started (the study "
+                                                    f"was interrupted)")
     study_folder = StudyFolder(folder)
     if study_folder.has_record(cell):
         return CellOutcome(cell.key, "skipped")
@@ -229,7 +254,9 @@ def run_cell(cell_data: Mapping[str, Any], folder: str, *, record: Mapping[str, 
         result = optimize(objective, cell.optimizer, steps=cell.steps,
                           seed=None if cell.seed < 0 else cell.seed, record=record_options,
                           callback=callback, resume=resume, **dict(cell.options))
-        if result.status == "interrupted":  # Ctrl-C inside the optimizer: keep the checkpoint
+        if result.status == "interrupted":  # Ctrl-C or SIGTERM: store the state reached
+            if result.state is not None:
+                save(result, partial=True)
             raise KeyboardInterrupt
         final = design_to_uint8(result.designs[-1]) if result.designs is not None \
             else design_to_uint8(objective.design(result.x))

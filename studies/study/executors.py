@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
+import time
 import multiprocessing
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .execute import configure_worker
+from .execute import configure_pool_worker
 from .spec import StudyError
 
 __all__ = ["DaskExecutor", "InlineExecutor", "LocalExecutor", "make_executor"]
@@ -90,6 +91,7 @@ class LocalExecutor:
     """A spawned process pool of ``jobs`` single-threaded workers."""
 
     name = "local"
+    STOP_GRACE_S = 120.0
 
     def __init__(self, jobs: int):
         if jobs < 1:
@@ -101,7 +103,7 @@ class LocalExecutor:
         _one_thread_here()  # spawned children copy the environment when they start
         return concurrent.futures.ProcessPoolExecutor(
             max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=configure_worker)
+            initializer=configure_pool_worker)
 
     def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
         return self._pool.submit(fn, *args, **kwargs)
@@ -117,9 +119,23 @@ class LocalExecutor:
         self._pool = self._start()
 
     def close(self, wait: bool = True) -> None:
-        """Stop the workers; ``wait=False`` (after Ctrl-C) does not wait for running cells,
-        which keep their last checkpoint."""
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        """Stop the workers. ``wait=False`` (after Ctrl-C) does not wait for running cells: the
+        queued ones are cancelled, and every worker gets SIGTERM, stores the state its run
+        reached as a checkpoint and ends; one still alive after ``STOP_GRACE_S`` is killed (its
+        cell resumes from its previous checkpoint)."""
+        if wait:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            return
+        processes = [p for p in getattr(self._pool, "_processes", {}).values()]
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + self.STOP_GRACE_S
+        for process in processes:
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
 
 
 class DaskExecutor:

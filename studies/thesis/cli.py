@@ -51,6 +51,7 @@ def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_
         keys.append("chapter3-tuned")
     if run and keys:
         executor = make_executor(jobs=jobs, scheduler=scheduler)
+        finished = False
         try:
             for key in keys:
                 study, folder = ctx.study(key), ctx.folder(key)
@@ -64,8 +65,9 @@ def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_
                                         tuned=values)
                     for error in outcome.errors:
                         print(f"error: {error.error}", file=sys.stderr)
+            finished = True
         finally:
-            executor.close()
+            executor.close(wait=finished)   # interrupted: running cells keep their checkpoints
     ctx.forget()
     sections = {}
     for name in names:

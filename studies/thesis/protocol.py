@@ -4,8 +4,8 @@ Test codes are ``XyZ``: ``X`` = ``NN`` (CNN) or ``P`` (pixels), ``y`` = SIMP pen
 ``Z`` = problem A, B, D or E (Table 3.1; ambiguity 1: D = causeway, E = crane; ambiguity 2: NN3D
 is p = 3). Step sizes of Tables B.1-B.3 live in :mod:`solvers.optim.step_sizes`; their tuning
 budgets (Max_iterations, seeds) are here. Budgets are in each method's own unit (§1.7,
-ambiguity 6): evaluations for L-BFGS, iterations for GD and HD; GD_LS is the engine's ``gd_ls``,
-whose budget counts evaluations like ``maxfun`` (see :data:`GD_LS_EVALUATIONS`).
+ambiguity 6): evaluations for L-BFGS, iterations for GD and HD; GD_LS is the engine's ``gd_ls``
+capped at 700 iterations (see :data:`GD_LS_EVALUATIONS`).
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import dataclasses
 from solvers.optim.step_sizes import THESIS_TASKS, tuned_learning_rate
 
 __all__ = [
-    "CODES", "GD_LS_EVALUATIONS", "METHODS", "MODEL_PREFIX", "PENALTIES", "PROBLEMS", "SEEDS",
+    "CODES", "GD_LS_EVALUATIONS", "GD_LS_ITERATIONS", "METHODS", "MODEL_PREFIX", "PENALTIES",
+    "PROBLEMS", "SEEDS",
     "TUNING_BUDGETS", "MethodSpec", "code_of", "parse_code", "published_step",
 ]
 
@@ -49,17 +50,19 @@ class MethodSpec:
         return self.options.get("memory")
 
 
-GD_LS_EVALUATIONS = 1400
-"""GD_LS's budget in evaluations: the thesis ran 700 restarted L-BFGS-B iterations (B.2.4); the
-engine's ``gd_ls`` counts evaluations like ``maxfun`` (the engine has no iteration cap for it), and
-an iteration costs one evaluation when the first trial step is accepted, more otherwise. The curve
-is indexed by iteration (ambiguity 6) and cut at 700; the report states the iterations reached."""
+GD_LS_ITERATIONS = 700
+"""GD_LS's budget: 700 restarted L-BFGS-B iterations (B.2.4), whatever their line searches cost
+(the ``gd_ls`` option ``max_iterations``)."""
+GD_LS_EVALUATIONS = 1 + GD_LS_ITERATIONS * 20
+"""The evaluation budget ``steps`` of GD_LS: the most that 700 iterations of at most ``maxls = 20``
+evaluations can use, so the iteration cap is what ends the run (the curve is indexed by
+iteration, ambiguity 6)."""
 
 METHODS: tuple[MethodSpec, ...] = (
     MethodSpec("GD", "gd", {}, 700, "B.1"),
     MethodSpec("HD_M1", "hd", {"memory": 1}, 700, "B.2"),      # ambiguity 9: 700 steps
     MethodSpec("HD_M10", "hd", {"memory": 10}, 700, "B.3"),
-    MethodSpec("GD_LS", "gd_ls", {}, GD_LS_EVALUATIONS),
+    MethodSpec("GD_LS", "gd_ls", {"max_iterations": GD_LS_ITERATIONS}, GD_LS_EVALUATIONS),
     MethodSpec("LBFGS_M1", "lbfgs", {"memory": 1}, 300),      # ambiguity 10: 300 steps
     MethodSpec("LBFGS", "lbfgs", {"memory": 10}, 300),
 )
