@@ -148,16 +148,29 @@ class ModelObjective:
                 return outer.gradient(projection, variables)
 
             sizes = [spec.size for spec in self.parameter_specs]
+            # one dtype for every variable (float32 networks): theta is rounded in numpy into
+            # a reused buffer, so TensorFlow copies half the bytes and casts nothing (the
+            # rounding is the same IEEE round-to-nearest either way)
+            dtypes = {variable.dtype for variable in variables}
+            input_dtype = dtypes.pop() if len(dtypes) == 1 else tf.float64
 
             def assign(theta):
                 for variable, part in zip(variables, tf.split(theta, sizes)):
                     variable.assign(tf.reshape(tf.cast(part, variable.dtype), variable.shape))
 
             wrap = tf.function if self.compiled else (lambda f: f)
-            signature = [tf.TensorSpec([self.size], tf.float64)]
-            self._functions = {"assign": (tf.function(assign, input_signature=signature)
-                                          if self.compiled else
-                                          lambda theta: assign(tf.constant(theta))),
+            signature = [tf.TensorSpec([self.size], input_dtype)]
+            assign_fn = (tf.function(assign, input_signature=signature) if self.compiled
+                         else lambda theta: assign(tf.constant(theta)))
+            if input_dtype != tf.float64:
+                buffer = np.empty(self.size, dtype=input_dtype.as_numpy_dtype)
+
+                def assign_rounded(theta, assign_fn=assign_fn):
+                    np.copyto(buffer, theta, casting="same_kind")
+                    assign_fn(buffer)
+            else:
+                assign_rounded = assign_fn
+            self._functions = {"assign": assign_rounded,
                                "image": wrap(lambda: model()),
                                "value_and_grad": wrap(value_and_grad),
                                "hvp": wrap(hvp), "bridge": bridge}

@@ -81,6 +81,10 @@ def test_theta_is_rounded_to_float32_on_assignment():
     theta = narrow.initial() + 0.01
     below = theta * (1 + 2.0 ** -30)  # differs from theta below float32 resolution
     assert narrow.value_and_grad(theta)[0] == narrow.value_and_grad(below)[0]
+    # the variables hold exactly TensorFlow's own float64 -> float32 rounding of theta
+    narrow.value_and_grad(theta)
+    assigned = np.concatenate([v.numpy().ravel() for v in narrow.model.variables])
+    np.testing.assert_array_equal(assigned, tf.cast(tf.constant(theta), tf.float32).numpy())
 
 
 def test_hvp_of_float32_network_is_float32_accurate():
