@@ -520,3 +520,27 @@ def test_density_methods_on_the_pixel_objective():
     logits = solvers.as_objective(solvers.PixelModel(problem))
     assert optimize(logits, "gd", steps=1).options["learning_rate"] == 0.1  # P3A, Table B.1
     assert optimize(logits, "hd", steps=1, memory=1).options["learning_rate"] == 0.126  # B.2
+
+
+@pytest.mark.parametrize("method", ["gd", "hd"])
+def test_a_step_that_saturates_to_a_zero_gradient_above_the_start_is_a_failure(method):
+    """tanh-saturated quadratic: a huge first step lands where the gradient is exactly zero and
+    the loss is above the start. That is a divergence, not a minimum; at a true flat minimum
+    below the start the same zero gradient is convergence."""
+    def fun(x):   # minimum 0 at x = 0; the step overshoots to tanh = -1, loss 2
+        t = np.tanh(x)
+        return float(np.sum(t ** 2)), 2.0 * t * (1.0 - t ** 2)
+
+    start = np.array([0.1, 0.2])
+    diverged = optimize(CallableObjective(lambda x: fun(x)[0], lambda x: fun(x)[1], start),
+                        method, steps=5, learning_rate=1e6)
+    assert diverged.status == "failed" and "diverged" in diverged.message
+    assert not diverged.converged and diverged.iterations == 1
+
+    def flat(x):   # zero gradient beyond |x| > 1, loss 0 there: a genuine minimum
+        inside = np.abs(x) < 1
+        return float(np.sum(np.where(inside, 1 - x ** 2, 0.0))), np.where(inside, -2 * x, 0.0)
+
+    done = optimize(CallableObjective(lambda x: flat(x)[0], lambda x: flat(x)[1], start),
+                    method, steps=5, learning_rate=100.0)
+    assert done.status == "converged" and done.converged

@@ -299,6 +299,10 @@ def run_hd(x0: np.ndarray, budget: int, options: HDOptions, rec: Recorder,
     direction = np.empty(n)
     for _ in range(budget):
         if not np.any(point.g):
+            if point.f > rec.start_loss:  # saturated by a too large step, as in run_gd
+                return ("failed", f"diverged: the gradient vanished at loss {point.f:.6g}, "
+                        f"above the starting loss {rec.start_loss:.6g} (the step saturated the "
+                        f"parameterization; use a smaller learning_rate)", False)
             return "converged", "the gradient is exactly zero", True
         memory.inverse_product(point.g, direction)
         x = point.x - options.learning_rate * direction  # a new array: lent to the recorder
