@@ -18,7 +18,7 @@ DEFAULT_OUT = Path("results/thesis")
 def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_OUT,
                      quick: bool = False, jobs: int = 1, scheduler: str | None = None,
                      tune: bool = False, upsampling: str = "transpose", run: bool = True,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, force: bool = False) -> dict:
     """Run what ``items`` need and build them (all items when None).
 
     Args:
@@ -28,6 +28,8 @@ def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_
         jobs, scheduler: the executor (``--jobs N`` local processes, or a Dask scheduler).
         tune: also run the hyperopt stage of the tuning studies the items read.
         upsampling: the CNN variant.
+        force: take over study folders written by another version of a spec (the protocol
+            changed): their spec is replaced and the records of unchanged cells are kept.
         run: run the studies (False: only build from the records there are).
 
     Returns:
@@ -55,7 +57,7 @@ def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_
         try:
             for key in keys:
                 study, folder = ctx.study(key), ctx.folder(key)
-                folder.check_owner(study, force=False)
+                folder.check_owner(study, force=force)
                 if study.tune is not None and tune:
                     tune_study(study, folder, executor, progress=progress)
                 if study.tune is None or (tune and key == "chapter3-tuned"):
@@ -103,6 +105,9 @@ def add_thesis_target(subparsers) -> None:
                         "results/thesis-quick with --quick, .../paper-architecture for bilinear)")
     parser.add_argument("--no-run", action="store_true",
                         help="build the items from the records there are; run nothing")
+    parser.add_argument("--force", action="store_true",
+                        help="use study folders written by another version of a spec (their "
+                             "spec is replaced; records of unchanged cells are kept)")
     parser.set_defaults(handler=_run_thesis)
 
 
@@ -126,7 +131,8 @@ def _run_thesis(args: argparse.Namespace) -> int:
     try:
         sections = reproduce_thesis(args.items, out=out, quick=args.quick, jobs=args.jobs,
                                     scheduler=args.scheduler, tune=args.tune,
-                                    upsampling=args.upsampling, run=not args.no_run)
+                                    upsampling=args.upsampling, run=not args.no_run,
+                                    force=args.force)
     except StudyError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
