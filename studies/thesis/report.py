@@ -21,10 +21,24 @@ _HEADER = """# Reproduction of the thesis (Chapter 3, Appendices B and C)
 Source: Suryanarayanan M S, *Exploring the optimization process in Neurally Reparameterized
 Topology Optimization*, TU Delft MSc thesis, 2021. Protocol and numbered ambiguities:
 `shared/guides/thesis-studies.md` (the guide). Command: `nrto reproduce thesis [--items ...]
-[--quick] [--jobs N | --scheduler ADDR] [--tune]`. The CNN is the thesis's transposed-convolution
+[--quick] [--jobs N | --scheduler ADDR] [--tune] [--force]`. The CNN is the thesis's transposed-convolution
 variant (guide §1.5, ambiguity 3) unless stated; pixel runs of seed s start from the transposed
 CNN(seed=s)'s output (§1.6, ambiguity 4). Compact records of every run are under `records/`.
-"""
+
+Precision and budgets, where the thesis is silent or our first runs differed from its protocol:
+
+* The CNN runs in float32, the pixels and the physics in float64 (ambiguity 25: Hoyer's
+  precision); pixel starts come from the float32 CNN. The landscape figures (spectra,
+  interpolations, planes) rebuild the network in float64 at the runs' parameters, so their
+  second derivatives are exact. (The first 42 Chapter 3 records, written with a float64 CNN, were
+  discarded and rerun.)
+* GD_LS runs 700 iterations (B.2.4), whatever their line searches cost: an iteration cap on the
+  restarted L-BFGS-B. A 1400-evaluation budget, used at first, stopped the CNN runs after 427-654
+  iterations.
+* A fixed-step run (GD, HD) whose gradient becomes exactly zero at a loss above its start (the
+  step saturated the network's tanh/sigmoid units) is recorded as *failed* ("diverged"), not as
+  converged; its best-so-far curve keeps the best loss it reached.
+* Cells are run seed by seed: while a study is incomplete, every row has the same seeds done.
 
 
 STEP_SIZE_CONCLUSION = """## The published step sizes on our CNNs (issue 9 item 3)
@@ -50,7 +64,8 @@ the start (best-so-far = the start loss). Readings tested or checked against the
   initialization does not shrink the last blocks' curvature;
 * Keras SGD in TF 2 applies ``w -= lr * g`` (momentum 0), and Hoyer's loss is the plain compliance
   (``reduce_mean`` over a batch of one): no hidden rescaling of the step;
-* float32 (the thesis's CNN) against float64 (ours) changes rounding, not the curvature scale.
+* float32 (the thesis's CNN and our runs) against float64 (this analysis) changes rounding, not
+  the curvature scale.
 
 A loss normalized by its starting value (~1e4) would make 2.5e-4 act like ~2.7e-8, a step that
 does converge here (cf. the 1e-8 and 1e-7 probes), but neither the thesis nor Hoyer's code
