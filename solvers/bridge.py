@@ -20,6 +20,7 @@ TensorFlow (``ForwardAccumulator``) through the bridge is not supported.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Callable
 
 import autograd
@@ -46,15 +47,18 @@ class AutogradBridge:
         self._value_and_grad = autograd.value_and_grad(function)
         self._make_hvp = autograd.make_hvp(function)
         self._pending_hvp = None
-        bridge = self
+        # weak: in graph mode tf.custom_gradient keeps these functions in TensorFlow's global
+        # gradient registry for the life of the process (see _weak)
+        gradient_of = _weak(self._gradient_keeping_hvp)
+        hvp_of = _weak(self._apply_hvp)
 
         @tf.custom_gradient
         def gradient(z):
-            g = tf.numpy_function(bridge._gradient_keeping_hvp, [z], tf.float64, stateful=True)
+            g = tf.numpy_function(gradient_of, [z], tf.float64, stateful=True)
             g = tf.ensure_shape(g, z.shape)
 
             def backward(v):
-                product = tf.numpy_function(bridge._apply_hvp, [v], tf.float64, stateful=True)
+                product = tf.numpy_function(hvp_of, [v], tf.float64, stateful=True)
                 return tf.ensure_shape(product, z.shape)
 
             return g, backward
@@ -83,7 +87,7 @@ class AutogradBridge:
         """``(L(z), dL/dz)``: a float64 scalar and a tensor shaped like ``z`` (not differentiable
         further)."""
         _check_dtype(z)
-        value, gradient = tf.numpy_function(self._numpy_value_and_grad, [z],
+        value, gradient = tf.numpy_function(_weak(self._numpy_value_and_grad), [z],
                                             [tf.float64, tf.float64], stateful=True)
         return tf.ensure_shape(value, ()), tf.ensure_shape(gradient, z.shape)
 
@@ -91,6 +95,27 @@ class AutogradBridge:
         """``dL/dz``, differentiable once more: its VJP with ``v`` is ``H_z v``."""
         _check_dtype(z)
         return self._gradient(z)
+
+
+def _weak(method: Callable) -> Callable:
+    """``method`` (bound to a bridge) behind a weak reference.
+
+    TensorFlow keeps every function given to ``tf.numpy_function`` in a process-wide registry
+    until the graph that uses it is deleted, and the functions of ``tf.custom_gradient`` (graph
+    mode) in its gradient registry for ever; a strong reference from there to the bridge (and so
+    to its physics and the objective that owns the graph) would keep every objective a process
+    ever built alive: ~100 MB per 128x128 CNN cell in a study worker. Through a weak reference
+    the objective and its graphs are freed together.
+    """
+    reference = weakref.WeakMethod(method)
+
+    def call(*args):
+        bound = reference()
+        if bound is None:
+            raise RuntimeError("the AutogradBridge of this TensorFlow function was released")
+        return bound(*args)
+
+    return call
 
 
 def _check_dtype(z: tf.Tensor) -> None:

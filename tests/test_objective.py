@@ -164,3 +164,21 @@ def test_callable_objective_for_analytic_functions():
     a = np.array([[3.0, 1.0], [1.0, 2.0]])
     quadratic = CallableObjective(lambda x: 0.5 * x @ a @ x, lambda x: a @ x, np.ones(2))
     np.testing.assert_allclose(quadratic.hvp(np.zeros(2), np.array([1.0, 0.0])), a[:, 0], rtol=1e-6)
+
+
+def test_a_released_cnn_objective_is_freed_with_its_physics(problem):
+    """A study worker builds one objective per cell: after value_and_grad and hvp (the three
+    numpy_function bridges), dropping the objective must free it, its model and its physics
+    (TensorFlow's registry of numpy functions must not keep them alive)."""
+    import gc
+    import weakref
+
+    objective = as_objective(CNNModel(problem, seed=0, config=TINY_CNN))
+    theta = objective.initial()
+    objective.value_and_grad(theta)
+    objective.hvp(theta, np.ones_like(theta))
+    refs = [weakref.ref(objective), weakref.ref(objective.physics),
+            weakref.ref(objective.model)]
+    del objective
+    gc.collect()
+    assert [ref() is None for ref in refs] == [True, True, True]
