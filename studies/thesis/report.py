@@ -21,9 +21,10 @@ _HEADER = """# Reproduction of the thesis (Chapter 3, Appendices B and C)
 Source: Suryanarayanan M S, *Exploring the optimization process in Neurally Reparameterized
 Topology Optimization*, TU Delft MSc thesis, 2021. Protocol and numbered ambiguities:
 `shared/guides/thesis-studies.md` (the guide). Command: `nrto reproduce thesis [--items ...]
-[--quick] [--jobs N | --scheduler ADDR] [--tune] [--force]`. The CNN is the thesis's transposed-convolution
-variant (guide §1.5, ambiguity 3) unless stated; pixel runs of seed s start from the transposed
-CNN(seed=s)'s output (§1.6, ambiguity 4). Compact records of every run are under `records/`.
+[--quick] [--jobs N | --scheduler ADDR] [--tune] [--force]`. The CNN is the thesis's
+transposed-convolution variant (guide §1.5, ambiguity 3) unless stated; pixel runs of seed s
+start from the transposed CNN(seed=s)'s output (§1.6, ambiguity 4). Compact records of every run
+are under `records/`.
 
 Precision and budgets, where the thesis is silent or our first runs differed from its protocol:
 
@@ -39,7 +40,7 @@ Precision and budgets, where the thesis is silent or our first runs differed fro
   step saturated the network's tanh/sigmoid units) is recorded as *failed* ("diverged"), not as
   converged; its best-so-far curve keeps the best loss it reached.
 * Cells are run seed by seed: while a study is incomplete, every row has the same seeds done.
-
+"""
 
 STEP_SIZE_CONCLUSION = """## The published step sizes on our CNNs (issue 9 item 3)
 
