@@ -172,3 +172,25 @@ def test_sigterm_to_the_driver_stops_the_workers_promptly_and_keeps_their_state(
         losses = json.loads(expected[cell.key])["loss_per_evaluation"]
         resumed = json.loads(records[cell.problem, cell.method, cell.seed].deterministic_json())
         assert resumed["loss_per_evaluation"] == losses
+
+
+@pytest.mark.slow  # spawned workers import TensorFlow
+def test_workers_of_a_killed_driver_store_their_state_and_exit(tmp_path):
+    # kill -9 of the driver alone: nobody stops its workers; they must notice, store the state
+    # of the running cell, and exit instead of idling for ever
+    slow = {**SPEC, "problems": [{**p, "delay": 0.2} for p in SPEC["problems"]]}
+    spec, out = tmp_path / "spec.json", tmp_path / "out"
+    spec.write_text(json.dumps(slow))
+    driver = _driver(spec, out)
+    _wait_for(lambda: _count(out / "runs", "*.h5") >= 2, driver)
+    workers = [p for p in psutil.Process(driver.pid).children(recursive=True)
+               if "spawn_main" in " ".join(p.cmdline())
+               and "resource_tracker" not in " ".join(p.cmdline())]
+    assert workers
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=30)
+    gone, alive = psutil.wait_procs(workers, timeout=60)
+    assert not alive
+    from studies.study.runfile import read_checkpoint
+    states = [read_checkpoint(p) for p in out.glob("runs/*.h5")]
+    assert any(c.partial and c.result.status == "interrupted" for c in states)

@@ -19,10 +19,13 @@ The worker's threads: TensorFlow and BLAS use one thread each (:func:`configure_
 """
 from __future__ import annotations
 
+import _thread
 import dataclasses
 import math
+import os
 import platform
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -57,14 +60,39 @@ def _stop_on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+_in_cell = threading.Event()
+"""Set while this process runs a cell (for the orphan watch of a pool worker)."""
+
+
+def _watch_parent(parent: int, poll_s: float = 2.0, grace_s: float = 120.0) -> None:
+    """End this pool worker when its driver is gone (killed with -9: nobody would stop it).
+
+    A running cell is interrupted first, so it stores the state its run reached; queued cells
+    are not started; the process exits once the cell has returned (or after ``grace_s``).
+    """
+    global _stopping
+    while os.getppid() == parent:
+        time.sleep(poll_s)
+    _stopping = True
+    if _in_cell.is_set():
+        _thread.interrupt_main()
+        deadline = time.monotonic() + grace_s
+        while _in_cell.is_set() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    os._exit(0)
+
+
 def configure_pool_worker() -> None:
-    """The initializer of a local pool's worker process: :func:`configure_worker`, and SIGTERM
+    """The initializer of a local pool's worker process: :func:`configure_worker`; SIGTERM
     (sent by the driver when it is interrupted) raised as ``KeyboardInterrupt``, so that the
-    running cell stores the state its run reached; cells queued after it are not started."""
+    running cell stores the state its run reached and cells queued after it are not started;
+    and a watch that ends the worker the same way when its driver dies."""
     import signal
 
     configure_worker()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True,
+                     name="nrto-parent-watch").start()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,14 +225,24 @@ def run_cell(cell_data: Mapping[str, Any], folder: str, *, record: Mapping[str, 
         The outcome. Exceptions of the objective or optimizer become ``status="error"``.
     """
     configure_worker()
-    from solvers import optimize
-    from solvers.result import RecordOptions
-
     cell = Cell.from_dict(cell_data)
     if _stopping:
         return CellOutcome(cell.key, "error", error=f"{cell.label}: not started (the study "
                                                     f"was interrupted)")
-    study_folder = StudyFolder(folder)
+    _in_cell.set()
+    try:
+        return _run_cell(cell, StudyFolder(folder), record, checkpoint_every,
+                         checkpoint_seconds, keep_runs, executor)
+    finally:
+        _in_cell.clear()
+
+
+def _run_cell(cell: Cell, study_folder: StudyFolder, record: Mapping[str, Any],
+              checkpoint_every: int, checkpoint_seconds: float, keep_runs: bool,
+              executor: str) -> CellOutcome:
+    from solvers import optimize
+    from solvers.result import RecordOptions
+
     if study_folder.has_record(cell):
         return CellOutcome(cell.key, "skipped")
     wall0, cpu0 = time.perf_counter(), time.process_time()
