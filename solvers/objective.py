@@ -160,17 +160,18 @@ class ModelObjective:
 
             wrap = tf.function if self.compiled else (lambda f: f)
             signature = [tf.TensorSpec([self.size], input_dtype)]
-            assign_fn = (tf.function(assign, input_signature=signature) if self.compiled
+            assign_tf = (tf.function(assign, input_signature=signature) if self.compiled
                          else lambda theta: assign(tf.constant(theta)))
-            if input_dtype != tf.float64:
+            if input_dtype == tf.float64:
+                assign_fn = assign_tf
+            else:
                 buffer = np.empty(self.size, dtype=input_dtype.as_numpy_dtype)
 
-                def assign_rounded(theta, assign_fn=assign_fn):
+                def assign_fn(theta):
                     np.copyto(buffer, theta, casting="same_kind")
-                    assign_fn(buffer)
-            else:
-                assign_rounded = assign_fn
-            self._functions = {"assign": assign_rounded,
+                    assign_tf(buffer)
+
+            self._functions = {"assign": assign_fn,
                                "image": wrap(lambda: model()),
                                "value_and_grad": wrap(value_and_grad),
                                "hvp": wrap(hvp), "bridge": bridge}

@@ -47,7 +47,6 @@ Example (a notebook)::
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
 import sys
@@ -176,15 +175,11 @@ class RunAnalyzer:
         self._updated = self.run.provenance.updated
         self._objective = objective
         config = self.run.config
-        self.trained_dtype = (str(config.model_options.get("dtype", "float64"))
-                              if config.model == "cnn" else "float64")
+        self.trained_dtype = config.network_dtype
         self._evaluation_config = config
         self.evaluation_note: str | None = None
         if self.trained_dtype == "float32" and network_dtype == "float64":
-            # float32-trained: evaluated by the float64 network at the stored parameters (the
-            # same layout), for exact second derivatives
-            self._evaluation_config = dataclasses.replace(
-                config, model_options={**config.model_options, "dtype": "float64"})
+            self._evaluation_config = config.with_float64_network()
             self.evaluation_note = (f"{self.run_id} was trained with the float32 network; "
                                     "evaluated with the float64 network at its stored parameters")
 

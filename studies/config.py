@@ -128,6 +128,20 @@ class RunConfig:
         """Readable name, e.g. ``"mbb_beam_96x32_0.5/cnn/lbfgs/seed0"``."""
         return f"{self.problem}/{self.model}/{self.optimizer}/seed{self.seed}"
 
+    @property
+    def network_dtype(self) -> str:
+        """The CNN's floating-point type (``"float64"`` for pixel runs)."""
+        return str(self.model_options.get("dtype", "float64")) if self.model == "cnn" \
+            else "float64"
+
+    def with_float64_network(self) -> RunConfig:
+        """This run with the float64 network (same parameter layout): how the landscape tools
+        evaluate a float32-trained run at its stored parameters, for exact second derivatives."""
+        if self.network_dtype == "float64":
+            return self
+        return dataclasses.replace(self, model_options={**self.model_options,
+                                                        "dtype": "float64"})
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict (inverse: :meth:`from_dict`)."""
         return jsonable(self)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .options import AdamOptions, GDOptions
-from .recording import Recorder
+from .recording import Recorder, zero_gradient_outcome
 from .state import OptimizerState, require_arrays, require_scalars
 
 __all__ = ["run_gd", "run_adam"]
@@ -62,11 +62,7 @@ def run_gd(x0: np.ndarray, budget: int, options: GDOptions, rec: Recorder,
     f0, f = rec.start_loss, rec.current[1]
     for _ in range(budget):
         if not np.any(g):
-            if f > f0:  # a saturated parameterization (a too large step), not a minimum
-                return ("failed", f"diverged: the gradient vanished at loss {f:.6g}, above the "
-                        f"starting loss {f0:.6g} (the step saturated the parameterization; "
-                        f"use a smaller learning_rate)", False)
-            return "converged", "the gradient is exactly zero", True
+            return zero_gradient_outcome(f, f0)
         x = x - options.learning_rate * g
         f, g = rec.evaluate(x)
         rec.accept(x, f, g, state=lambda copy=True, x=x, g=g, f=f: state_of(x, g, f))

@@ -46,7 +46,8 @@ import scipy.optimize
 
 from .lbfgs import PairMemory, lbfgsb_line_search, lbfgsb_pair_accepted
 from .options import GDLSOptions, HDOptions, LbfgsOptions
-from .recording import MACHINE_EPSILON, Recorder, curvature_pair_accepted
+from .recording import (MACHINE_EPSILON, Recorder, curvature_pair_accepted,
+                        zero_gradient_outcome)
 from .state import OptimizerState, require_arrays, require_scalars
 
 __all__ = ["two_loop_product", "run_lbfgs", "run_gd_ls", "run_hd"]
@@ -299,11 +300,7 @@ def run_hd(x0: np.ndarray, budget: int, options: HDOptions, rec: Recorder,
     direction = np.empty(n)
     for _ in range(budget):
         if not np.any(point.g):
-            if point.f > rec.start_loss:  # saturated by a too large step, as in run_gd
-                return ("failed", f"diverged: the gradient vanished at loss {point.f:.6g}, "
-                        f"above the starting loss {rec.start_loss:.6g} (the step saturated the "
-                        f"parameterization; use a smaller learning_rate)", False)
-            return "converged", "the gradient is exactly zero", True
+            return zero_gradient_outcome(point.f, rec.start_loss)
         memory.inverse_product(point.g, direction)
         x = point.x - options.learning_rate * direction  # a new array: lent to the recorder
         f, g = rec.evaluate(x, copy=False)

@@ -74,6 +74,19 @@ def curvature_pair_accepted(s: np.ndarray, y: np.ndarray, g_old: np.ndarray) -> 
     return bool(float(s @ y) > MACHINE_EPSILON * -float(g_old @ s))
 
 
+def zero_gradient_outcome(loss: float, start_loss: float) -> tuple[str, str, bool]:
+    """``(status, message, converged)`` of a fixed-step method whose gradient is exactly zero.
+
+    Above the starting loss this is a step that saturated the parameterization (tanh/sigmoid
+    units with vanishing derivatives), a divergence; otherwise a stationary point.
+    """
+    if loss > start_loss:
+        return ("failed", f"diverged: the gradient vanished at loss {loss:.6g}, above the "
+                f"starting loss {start_loss:.6g} (the step saturated the parameterization; "
+                f"use a smaller learning_rate)", False)
+    return "converged", "the gradient is exactly zero", True
+
+
 class RunStopped(Exception):
     """Ends a run early; the driver turns it into the result's status and message."""
 

@@ -60,11 +60,14 @@ def _stop_on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+STOP_GRACE_S = 120.0
+"""How long an interrupted cell may take to store its state before its worker is killed."""
+
 _in_cell = threading.Event()
 """Set while this process runs a cell (for the orphan watch of a pool worker)."""
 
 
-def _watch_parent(parent: int, poll_s: float = 2.0, grace_s: float = 120.0) -> None:
+def _watch_parent(parent: int, poll_s: float = 2.0, grace_s: float = STOP_GRACE_S) -> None:
     """End this pool worker when its driver is gone (killed with -9: nobody would stop it).
 
     A running cell is interrupted first, so it stores the state its run reached; queued cells

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
-import time
 import multiprocessing
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .execute import configure_pool_worker
+from .execute import STOP_GRACE_S, configure_pool_worker
 from .spec import StudyError
 
 __all__ = ["DaskExecutor", "InlineExecutor", "LocalExecutor", "make_executor"]
@@ -91,7 +91,7 @@ class LocalExecutor:
     """A spawned process pool of ``jobs`` single-threaded workers."""
 
     name = "local"
-    STOP_GRACE_S = 120.0
+    STOP_GRACE_S = STOP_GRACE_S
 
     def __init__(self, jobs: int):
         if jobs < 1:

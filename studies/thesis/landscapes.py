@@ -28,16 +28,10 @@ def objective_of(cell, record=None):
     with the float64 network at the same parameters, so that second derivatives are exact
     (the float32 HVP's rounding is ~1e-7 relative, far above the spectra's small eigenvalues).
     """
-    import dataclasses
-
     from solvers.result import RecordOptions
     from studies.runner import build_objective
 
-    config = cell.run_config(record or RecordOptions())
-    if config.model_options.get("dtype", "float64") != "float64":
-        config = dataclasses.replace(
-            config, model_options={**config.model_options, "dtype": "float64"})
-    return build_objective(config)
+    return build_objective(cell.run_config(record or RecordOptions()).with_float64_network())
 
 
 def slq_spectrum(op, seed: int = 0, runs: int = SLQ_RUNS, steps: int = SLQ_STEPS):
