@@ -96,6 +96,9 @@ def _problem_mask(problem: Any) -> np.ndarray:
     return mask.astype(bool)
 
 
+VOLUME_MEASURES = ("physical", "design")
+
+
 class PixelModel:
     """The image is the variable itself: one float64 ``(height, width)`` tensor.
 
@@ -115,10 +118,19 @@ class PixelModel:
             (pixels + L-BFGS in the paper); ``False`` when ``z`` are densities in [0, 1] used as
             ``z * mask`` (MMA, OC).
         initial_logits: None (the constant start) or float64 ``(height, width)`` finite logits.
+        volume_of: the volume MMA and OC constrain (densities only): ``"physical"`` (the
+            filtered density, the paper's choice) or ``"design"`` (the densities before the
+            filter, the volume the logit models' sigmoid map fixes).
     """
 
     def __init__(self, problem: Any, *, volume_constraint: bool = True,
-                 initial_logits: Any = None):
+                 initial_logits: Any = None, volume_of: str = "physical"):
+        if volume_of not in VOLUME_MEASURES:
+            raise ValueError(f"volume_of must be one of {VOLUME_MEASURES}; got {volume_of!r}")
+        if volume_of != "physical" and volume_constraint:
+            raise ValueError("volume_of applies to densities (volume_constraint=False, MMA and "
+                             "OC); logits have their volume fixed by the sigmoid map")
+        self.volume_of = volume_of
         mask = _problem_mask(problem)
         volume_fraction = float(problem.volume_fraction)
         if not 0.0 < volume_fraction <= 1.0:

@@ -233,16 +233,24 @@ class ModelObjective:
         return float(self.problem.volume_fraction)
 
     def volume(self, theta: np.ndarray) -> float:
-        """Mean physical density over the mask; the constraint is ``volume <= volume_fraction``."""
+        """Mean density over the mask, of the physical (filtered) density or, for a
+        ``PixelModel(volume_of="design")``, of the densities themselves; the constraint is
+        ``volume <= volume_fraction``."""
         self._require_densities("volume")
-        return float(self.physics.volume(self._image(self._check_theta(theta))))
+        image = self._image(self._check_theta(theta))
+        return float(self.physics.volume(image, filtered=self._volume_filtered))
 
     def volume_grad(self, theta: np.ndarray) -> np.ndarray:
         """Gradient of :meth:`volume` (constant: the volume is linear), ``(size,)``."""
         self._require_densities("volume_grad")
         theta = self._check_theta(theta)
-        gradient = autograd.grad(lambda x: self.physics.volume(x))(theta.reshape(self._shape))
+        gradient = autograd.grad(lambda x: self.physics.volume(
+            x, filtered=self._volume_filtered))(theta.reshape(self._shape))
         return np.asarray(gradient).ravel()
+
+    @property
+    def _volume_filtered(self) -> bool:
+        return getattr(self.model, "volume_of", "physical") == "physical"
 
     @property
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:

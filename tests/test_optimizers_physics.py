@@ -32,6 +32,7 @@ import scipy.special
 
 from solvers import (CNNConfig, CNNModel, PixelModel, RecordOptions, as_objective, build_problem,
                      get_problem, optimize)
+from solvers.certificate import knapsack_minimum
 
 CONVEX_TASKS = [("mbb_beam", 24, 8, 0.5), ("cantilever_beam_two_point", 16, 12, 0.4)]
 TASK_IDS = ["mbb_beam_24x8", "cantilever_two_point_16x12"]
@@ -59,19 +60,6 @@ def _volume_limit(method: str, volume_fraction: float) -> float:
     return volume_fraction * (1 + 2e-6) if method == "mma" else volume_fraction + 1e-7
 
 
-def _knapsack_minimum(g: np.ndarray, weights: np.ndarray, capacity: float) -> float:
-    """min gᵀy subject to weightsᵀy <= capacity, 0 <= y <= 1 (weights > 0), by the greedy rule."""
-    order = np.argsort(g / weights)
-    total, room = 0.0, capacity
-    for j in order:
-        if g[j] >= 0 or room <= 0:
-            break
-        take = min(1.0, room / weights[j])
-        total += take * g[j]
-        room -= take * weights[j]
-    return total
-
-
 def _lower_bound(densities, x: np.ndarray, mask: np.ndarray, weights: np.ndarray,
                  capacity: float) -> float:
     """Tangent-plane lower bound of min c over {0 <= y <= 1 on the mask, weightsᵀy <= capacity}.
@@ -80,7 +68,7 @@ def _lower_bound(densities, x: np.ndarray, mask: np.ndarray, weights: np.ndarray
     """
     value, gradient = densities.value_and_grad(x)
     g = gradient[mask]
-    return value + _knapsack_minimum(g, weights, capacity) - g @ x[mask]
+    return value + knapsack_minimum(g, weights, capacity) - g @ x[mask]
 
 
 def _logit_starts(objective, seed: int) -> dict[str, np.ndarray]:

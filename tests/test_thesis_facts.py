@@ -38,6 +38,12 @@ def _median_final(runs, problem, model, penal, method):
     return float(np.median(finals)) if finals else math.nan, len(records)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "measured: at the thesis's budgets (700 iterations, 300 L-BFGS evaluations) the pixel "
+    "optimizers at p = 1 are still descending; their medians lie 0.2-3 % above the certified "
+    "optimum (p1-reference.csv), e.g. P1D L-BFGS_M1 ~3 % above HD_M10. Convexity fixes the "
+    "optimum, not the speed of reaching it. Strict: if the full records ever show the fact, "
+    "this marker must go."))
 def test_p1_pixel_optimizers_but_gd_reach_the_same_convex_optimum():
     runs, _ = _runs("chapter3", 40)
     checked = 0
@@ -78,3 +84,49 @@ def test_fig_b1_spectra_at_p1_have_no_negative_eigenvalue():
     assert {r["problem"] for r in rows} == {"A", "B", "D", "E"}
     for row in rows:
         assert row["lambda_min"] >= -1e-8 * row["lambda_max"], row
+
+
+
+def _p1_reference():
+    """``(optimum, bound)`` per problem: the best reference run and its certified bound."""
+    folder = RESULTS / "records" / "p1-reference" / "records"
+    if not folder.is_dir() or not list(folder.glob("*.json")):
+        reason = f"{folder} holds no records: run `nrto reproduce thesis --items p1-reference`"
+        print(f"SKIPPED: {reason}")
+        pytest.skip(reason)
+    from studies.thesis.items import p1_bounds, p1_reference_values
+
+    ctx = Context(RESULTS)
+    values, bounds = p1_reference_values(ctx), p1_bounds(ctx)
+    both = {p: (min(values[p].values()), bounds[p]) for p in values if p in bounds}
+    if not both:
+        pytest.skip("no p = 1 reference run with its certified bound yet")
+    return both
+
+
+def test_p1_reference_is_certified_optimal():
+    """The reference runs (MMA and OC in density space, 3000 iterations) are within 0.1 % of
+    the tangent-plane lower bound: the optimum is known to that accuracy."""
+    for problem, (optimum, bound) in _p1_reference().items():
+        assert bound <= optimum <= bound * (1 + 1e-3), f"P1{problem}: {optimum} vs {bound}"
+
+
+def test_no_p1_run_goes_below_the_certified_bound():
+    """Convexity: every Chapter 3 run at p = 1, pixel or CNN (their densities lie in the same
+    set: the sigmoid map fixes the mean before the filter), stays above the certified bound."""
+    reference = _p1_reference()
+    runs, _ = _runs("chapter3", 1)
+    checked = 0
+    for problem, (_, bound) in reference.items():
+        for model in ("pixel", "cnn"):
+            for method in ("GD", "HD_M1", "HD_M10", "GD_LS", "LBFGS_M1", "LBFGS"):
+                for record in runs.group(problem, model, 1.0, method):
+                    finite = record.curve[np.isfinite(record.curve)]
+                    if finite.size:
+                        lowest = float(finite.min())
+                        assert lowest >= bound * (1 - 1e-9), (
+                            f"{model} p=1 {problem} {method} seed {record.cell.seed}: "
+                            f"{lowest} below the certified bound {bound}")
+                        checked += 1
+    if not checked:
+        pytest.skip("no Chapter 3 record at p = 1 yet")

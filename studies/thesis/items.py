@@ -32,16 +32,19 @@ from studies.study import Study, StudyFolder
 from studies.study.records import atomic_write_bytes
 
 from . import figures, specs
-from .curves import RunSet, load_runs, summarize
+from .curves import RunSet, best_so_far, load_runs, summarize
 from .protocol import GD_LS_ITERATIONS, METHODS, PROBLEMS, TABLE_METHOD, code_of, parse_code, \
     published_step, METHODS_BY_NAME
 
-__all__ = ["ITEMS", "STUDIES", "Context", "Item", "Section", "TABLE_33_COLUMNS",
+__all__ = ["ITEMS", "STUDIES", "Context", "Item", "Section", "P1_REFERENCE_COLUMNS",
+           "TABLE_33_COLUMNS",
            "TABLE_32_COLUMNS", "TABLE_B_COLUMNS"]
 
 TABLE_33_COLUMNS = ("model", "penal", "problem", "optimizer", "median_final_loss", "iqr_low",
                     "iqr_high", "convergence_step", "seeds_done", "steps")
 TABLE_32_COLUMNS = ("model", "problem", "optimizer", "median_final_loss", "seeds_done")
+P1_REFERENCE_COLUMNS = ("problem", "model", "method", "steps", "median_final_loss",
+                        "min_final_loss", "relative_gap", "seeds_done")
 TABLE_B_COLUMNS = ("code", "published_step", "tuned_step", "median_final_loss_published",
                    "median_final_loss_tuned", "trials")
 
@@ -49,6 +52,7 @@ STUDIES: dict[str, Callable[..., Study]] = {
     "chapter3": specs.chapter3,
     "chapter3-tuned": functools.partial(specs.chapter3, steps_source="tuned", models=("cnn",)),
     "gd2000": specs.gd2000,
+    "p1-reference": specs.p1_reference,
     "interpolation": specs.interpolation,
     "distance": specs.distance,
     "spectra": specs.spectra,
@@ -265,6 +269,110 @@ def build_table_32(ctx: Context, item: Item):
     return tuple(str(f.relative_to(ctx.out)) for f in files), reading
 
 
+def p1_reference_values(ctx: Context, methods: tuple[str, ...] = ("MMA", "OC")
+                        ) -> dict[str, dict[str, float]]:
+    """``problem -> {method: best}``: the best-so-far final loss of each reference run done
+    (:func:`studies.thesis.specs.p1_reference`; ``"MMA"`` and ``"OC"`` constrain the volume
+    the thesis's models fix, ``"MMA_filtered"`` and ``"OC_filtered"`` the paper's)."""
+    runs = ctx.runs("p1-reference")
+    out: dict[str, dict[str, float]] = {}
+    for problem in ctx.problems():
+        for method in methods:
+            for record in runs.group(problem, "pixel", 1.0, method):
+                curve = best_so_far(record.curve, record.curve.size)
+                if curve.size and math.isfinite(curve[-1]):
+                    out.setdefault(problem, {})[method] = float(curve[-1])
+    return out
+
+
+def p1_bounds(ctx: Context) -> dict[str, float]:
+    """``problem -> certified lower bound`` of the p = 1 optimum over the thesis's set (the
+    best :func:`solvers.certificate.convex_lower_bound` at the final designs of the ``MMA``
+    and ``OC`` reference runs). Computed from the run files where they exist and cached in
+    ``landscape/p1-reference.json`` (per run key), so that a checkout without run files keeps
+    them."""
+    from solvers.certificate import convex_lower_bound
+    from studies.runner import build_objective
+
+    path = ctx.out / "landscape" / "p1-reference.json"
+    cache = json.loads(path.read_text()) if path.exists() else {}
+    runs, changed, out = ctx.runs("p1-reference"), False, {}
+    for problem in ctx.problems():
+        for method in ("MMA", "OC"):
+            for record in runs.group(problem, "pixel", 1.0, method):
+                cell = record.cell
+                if cell.key not in cache:
+                    checkpoint = _run_file(ctx, "p1-reference", cell)
+                    if checkpoint is None or checkpoint.best_x is None:
+                        continue
+                    objective = build_objective(cell.run_config(ctx.study(
+                        "p1-reference").record))
+                    found = convex_lower_bound(objective, checkpoint.best_x)
+                    cache[cell.key] = {"label": cell.label, **dataclasses.asdict(found)}
+                    changed = True
+                bound = cache[cell.key]["bound"]
+                out[problem] = max(out.get(problem, -math.inf), bound)
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps(cache, indent=1, sort_keys=True).encode())
+    return out
+
+
+def build_p1_reference(ctx: Context, item: Item):
+    """The convex optimum at p = 1 and every Chapter 3 p = 1 group's gap to it."""
+    bounds = p1_bounds(ctx)
+    references = p1_reference_values(ctx)
+    filtered = p1_reference_values(ctx, ("MMA_filtered", "OC_filtered"))
+    ref_runs = ctx.runs("p1-reference")
+    rows, notes = [], []
+    for problem in ctx.problems():
+        values = references.get(problem, {})
+        if not values:
+            continue
+        reference = min(values.values())
+        if problem in bounds:
+            rows.append({"problem": problem, "model": "density", "method": "certified_bound",
+                         "median_final_loss": bounds[problem],
+                         "relative_gap": bounds[problem] / reference - 1.0})
+        for method, value in {**values, **filtered.get(problem, {})}.items():
+            steps = max(c.steps for c in ref_runs.cells_of(problem=problem, method=method))
+            rows.append({"problem": problem, "model": "density", "method": method,
+                         "steps": steps, "median_final_loss": value, "min_final_loss": value,
+                         "relative_gap": value / reference - 1.0, "seeds_done": 1})
+        gaps = []
+        for model in ("pixel", "cnn"):
+            for method in (m.name for m in METHODS):
+                g = _group(ctx, "chapter3", problem, model, 1.0, method)
+                if not g["records"]:
+                    continue
+                finals = [best_so_far(r.curve, g["steps"] + 1)[-1] for r in g["records"]]
+                finite = [f for f in finals if math.isfinite(f)]
+                lowest = min(finite) if finite else float("nan")
+                gap = g["median_final_loss"] / reference - 1.0
+                rows.append({"problem": problem, "model": model, "method": method,
+                             "steps": g["steps"], "median_final_loss": g["median_final_loss"],
+                             "min_final_loss": lowest, "relative_gap": gap,
+                             "seeds_done": g["seeds_done"]})
+                if model == "pixel" and method != "GD":
+                    gaps.append(f"{method} {100 * gap:+.2f} %")
+        spread = ""
+        if len(values) == 2:
+            spread = f", MMA/OC - 1 = {values['MMA'] / values['OC'] - 1:+.1e}"
+        if filtered.get(problem):
+            spread += (f", filtered-volume optimum {_fmt(min(filtered[problem].values()))} "
+                       f"({100 * (min(filtered[problem].values()) / reference - 1):+.2f} %)")
+        if problem in bounds:
+            spread += f", certified within {100 * (reference / bounds[problem] - 1):.2g} %"
+        notes.append(f"{problem}: optimum {_fmt(reference)}{spread}"
+                     + (f"; pixel medians at the thesis's budgets: {', '.join(gaps)}"
+                        if gaps else ""))
+    path = _write_csv(ctx.out / "p1-reference.csv", P1_REFERENCE_COLUMNS, rows)
+    reading = ("; ".join(notes) if notes else "No reference runs yet.") + (
+        " | relative_gap = median / optimum - 1; a run below the optimum (min_final_loss < "
+        "optimum) would contradict convexity.")
+    return (str(path.relative_to(ctx.out)),), reading
+
+
 def build_table_b(ctx: Context, item: Item):
     from studies.study.tune import trials_table
 
@@ -419,6 +527,15 @@ ITEMS: dict[str, Item] = {item.name: item for item in (
          "Final loss = best-so-far at the last step (ambiguity 11); convergence step at 1e-3 "
          "relative, 1e-2 in table-3.3-details.csv (ambiguity 12); 10 seeds for GD_LS on the "
          "large problems too (ambiguity 7). " + _CURVE_DEFAULTS),
+    Item("p1-reference", "The convex optimum at p = 1 (issue 9's p = 1 fact)",
+         ("p1-reference",), build_p1_reference,
+         f"Pixel densities (no sigmoid), p = 1, A B D E, constant start; MMA and OC "
+         f"{specs.P1_REFERENCE_STEPS} iterations each, constraining the mean of the densities "
+         "before the filter (the volume the thesis's sigmoid map fixes); Chapter 3's p = 1 "
+         "groups (both models) compared with the lower of the two. MMA_filtered and "
+         "OC_filtered constrain the filtered density's mean instead (the paper's MMA and OC).",
+         "Not an item of the thesis: the independent answer its p = 1 rows are checked "
+         "against (compliance is convex in the densities at p = 1)."),
     Item("table-3.2", "Table 3.2: L-BFGS 300 vs GD 700 vs GD 2000 at p = 3",
          ("chapter3", "gd2000"), build_table_32,
          "p = 3, both models, A B D E; seeds 0-9; GD step from Table B.1.",

@@ -30,8 +30,8 @@ from studies.study import Study
 from .protocol import (METHODS, METHODS_BY_NAME, PENALTIES, PROBLEMS, SEEDS, TABLE_METHOD,
                        TUNING_BUDGETS, code_of, parse_code, published_step)
 
-__all__ = ["QUICK_STEPS", "chapter3", "distance", "gd2000", "interpolation", "problems",
-           "spectra", "study_names", "tuning"]
+__all__ = ["QUICK_STEPS", "chapter3", "distance", "gd2000", "interpolation", "p1_reference",
+           "problems", "spectra", "study_names", "tuning"]
 
 QUICK_SIZES = {"A": (8, 16), "B": (8, 16), "D": (16, 16), "E": (16, 16)}
 QUICK_STEPS = {"GD": 6, "HD_M1": 6, "HD_M10": 6, "GD_LS": 8, "LBFGS_M1": 8, "LBFGS": 8}
@@ -180,6 +180,39 @@ def gd2000(quick: bool = False, *, upsampling: str = "transpose") -> Study:
         "overrides": _step_overrides(["GD"], ["cnn", "pixel"], [3.0], PROBLEMS)})
 
 
+P1_REFERENCE_STEPS = 3000
+"""Iterations of the p = 1 reference runs: far past the thesis's budgets (700 / 300)."""
+
+
+def p1_reference(quick: bool = False, *, upsampling: str = "transpose") -> Study:
+    """The convex optimum of every pixel problem at p = 1, by two independent methods.
+
+    At p = 1 the compliance is convex in the (filtered) densities and the volume constraint is
+    linear, so the optimum value is unique. MMA and OC work in density space (not through the
+    thesis's sigmoid logits), from the constant start, for :data:`P1_REFERENCE_STEPS`
+    iterations; their agreement is the check, and the lower one is the reference that the
+    Chapter 3 runs at p = 1 are compared with (issue 9's p = 1 fact).
+
+    ``MMA`` and ``OC`` constrain the mean of the densities before the filter
+    (``PixelModel(volume_of="design")``), the volume that the thesis's models (pixel logits and
+    CNN through the sigmoid map) fix; ``MMA_filtered`` and ``OC_filtered`` constrain the mean of
+    the filtered density, as the paper's MMA and OC do. The two optima differ because the cone
+    filter does not preserve the mean near the boundary. ``upsampling`` is accepted for a
+    uniform signature (no CNN runs here).
+    """
+    del upsampling
+    steps = 20 if quick else P1_REFERENCE_STEPS
+    methods = [{"name": name, "optimizer": name.split("_")[0].lower(), "options": {},
+                "steps": [steps]} for name in ("MMA", "OC", "MMA_filtered", "OC_filtered")]
+    return Study.from_dict({
+        "name": "thesis-p1-reference" + ("-quick" if quick else ""),
+        "description": "Convex optimum at p = 1 of A B D E (MMA and OC in density space)",
+        "problems": problems(quick), "models": ["pixel"], "penalties": [1.0],
+        "methods": methods, "steps": [1], "seeds": [-1],
+        "overrides": [{"match": {"method": ["MMA", "OC"]},
+                       "model_options": {"volume_of": "design"}}]})
+
+
 def interpolation(quick: bool = False, *, upsampling: str = "transpose") -> Study:
     """L-BFGS (300 evaluations) of every NN code at seed 0 with the iterates of §4.4 kept."""
     return Study.from_dict({
@@ -294,4 +327,5 @@ def tuning(table: str, quick: bool = False, *, codes: Sequence[str] | None = Non
 
 def study_names() -> tuple[str, ...]:
     return ("chapter3", "chapter3-tuned", "gd2000", "interpolation", "distance", "spectra",
+            "p1-reference",
             *(f"tuning-{t}{s}" for t in TABLE_METHOD for s in ("", "-published")))
