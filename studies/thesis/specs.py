@@ -202,8 +202,9 @@ def p1_reference(quick: bool = False, *, upsampling: str = "transpose") -> Study
     """
     del upsampling
     steps = 20 if quick else P1_REFERENCE_STEPS
-    methods = [{"name": name, "optimizer": name.split("_")[0].lower(), "options": {},
-                "steps": [steps]} for name in ("MMA", "OC", "MMA_filtered", "OC_filtered")]
+    optimizers = {"MMA": "mma", "OC": "oc", "MMA_filtered": "mma", "OC_filtered": "oc"}
+    methods = [{"name": name, "optimizer": optimizer, "options": {}, "steps": [steps]}
+               for name, optimizer in optimizers.items()]
     return Study.from_dict({
         "name": "thesis-p1-reference" + ("-quick" if quick else ""),
         "description": "Convex optimum at p = 1 of A B D E (MMA and OC in density space)",
