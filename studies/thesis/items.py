@@ -297,7 +297,7 @@ def p1_bounds(ctx: Context) -> dict[str, float]:
     path = ctx.out / "landscape" / "p1-reference.json"
     cache = json.loads(path.read_text()) if path.exists() else {}
     runs, changed, out = ctx.runs("p1-reference"), False, {}
-    record = ctx.study("p1-reference").record
+    options = ctx.study("p1-reference").record
     for problem in ctx.problems():
         for method in ("MMA", "OC"):
             for record in runs.group(problem, "pixel", 1.0, method):
@@ -306,7 +306,7 @@ def p1_bounds(ctx: Context) -> dict[str, float]:
                     checkpoint = _run_file(ctx, "p1-reference", cell)
                     if checkpoint is None or checkpoint.best_x is None:
                         continue
-                    objective = build_objective(cell.run_config(record))
+                    objective = build_objective(cell.run_config(options))
                     found = convex_lower_bound(objective, checkpoint.best_x)
                     cache[cell.key] = {"label": cell.label, **dataclasses.asdict(found)}
                     changed = True
