@@ -137,6 +137,36 @@ def test_gradient_and_hessian_reuse_one_factorization(tiny):
     assert physics.system.solver.num_factorizations == 1
 
 
+def test_value_and_gradient_cost_one_solve_and_match_two_solves(tiny):
+    """The adjoint of the compliance is its displacement (the adjoint right-hand side is the
+    load): a value-and-gradient does one factorization and one solve, and gives bit for bit what
+    a second, uncached solve gives. The cached answer is a copy: changing it changes nothing."""
+    z = np.random.default_rng(7).normal(size=(tiny.height, tiny.width))
+    physics = Compliance(tiny)
+    value, grad = autograd.value_and_grad(lambda x: physics(x, True))(z)
+    solver = physics.system.solver
+    assert (solver.num_factorizations, solver.num_solves) == (1, 1)
+
+    uncached = Compliance(tiny)
+    uncached.system.solver._cached_rhs = None
+    original = uncached.system.solver.solve
+
+    def solve_without_cache(data, rhs):
+        uncached.system.solver._cached_rhs = None
+        return original(data, rhs)
+
+    uncached.system.solver.solve = solve_without_cache
+    value2, grad2 = autograd.value_and_grad(lambda x: uncached(x, True))(z)
+    assert uncached.system.solver.num_solves == 2
+    assert value == value2 and np.array_equal(grad, grad2)
+
+    moduli = np.full(tiny.height * tiny.width, 0.5)
+    first = physics.system.solve(moduli, physics.load)
+    first[:] = 0.0
+    again = physics.system.solve(moduli, physics.load)
+    assert np.any(again != 0.0)
+    np.testing.assert_array_equal(again, physics.system.solve(moduli, physics.load.copy()))
+
 # -- the filter ---------------------------------------------------------------------------------
 def test_cone_filter_matches_brute_force(tiny_masked):
     mask = tiny_masked.mask
