@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import _thread
 import dataclasses
+import functools
 import math
 import os
 import platform
@@ -191,6 +192,32 @@ def _dtype(objective: Any) -> str:
     return str(getattr(dtype, "name", dtype))
 
 
+@functools.lru_cache(maxsize=1)
+def machine() -> dict[str, str]:
+    """The processor and the BLAS kernels in use, for a record's provenance.
+
+    Records of one cell are the same bytes on one machine; on another processor the BLAS (and
+    TensorFlow's oneDNN) kernels round differently, the first loss differs at ~1e-13 relative
+    and a chaotic run ends elsewhere (measured: 0.01-0.5 % in the final loss of four Chapter 3
+    cells rerun on a second machine). This says which records share their rounding.
+    """
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            cpu = next((line.split(":", 1)[1].strip() for line in handle
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        import threadpoolctl
+        kernels = sorted({f"{info.get('internal_api')} {info.get('architecture', '?')}"
+                          for info in threadpoolctl.threadpool_info()
+                          if info.get("user_api") == "blas"})
+    except Exception:  # noqa: BLE001 - provenance only; never fail a cell over it
+        kernels = []
+    return {"cpu": cpu, "blas": ", ".join(kernels) or "unknown"}
+
+
 def _provenance(wall: float, cpu: float, executor: str, resumed: int,
                 restarted: int) -> dict[str, Any]:
     from studies.store import _git_state, _versions
@@ -198,6 +225,7 @@ def _provenance(wall: float, cpu: float, executor: str, resumed: int,
     revision, dirty = _git_state()
     return {"wall_s": wall, "cpu_s": cpu, "versions": dict(_versions()),
             "git_revision": revision, "git_dirty": dirty, "host": socket.gethostname(),
+            "machine": machine(),
             "python": platform.python_version(), "finished": time.strftime(
                 "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "executor": executor,
             "resumed": resumed, "restarted": restarted}

@@ -12,11 +12,14 @@ A compact record is one JSON file with two parts:
 
 * ``"deterministic"``: everything that depends only on the cell (its spec and key, status,
   message, counts, the loss per evaluation and per iterate, the gradient norms, the final and the
-  best design as 8-bit images, the dtype). Reruns, resumes and other executors must give the same
-  bytes: :meth:`CompactRecord.deterministic_json` is this part as canonical JSON, which the tests
-  compare byte for byte.
+  best design as 8-bit images, the dtype). Reruns, resumes and other executors on one machine
+  must give the same bytes: :meth:`CompactRecord.deterministic_json` is this part as canonical
+  JSON, which the tests compare byte for byte. Another processor rounds differently (its BLAS
+  and oneDNN kernels), so a study continued on a new machine holds records of both roundings;
+  ``provenance.machine`` says which (see :func:`studies.study.execute.machine`).
 * ``"provenance"``: what may differ between runs of the same cell (wall and CPU seconds, package
-  versions, git revision, host, finish time, executor, how often it resumed).
+  versions, git revision, host, processor and BLAS kernels, finish time, executor, how often it
+  resumed).
 
 Arrays are stored as ``{"dtype", "shape", "data"}`` with ``data`` = base64 of zlib (level 9) of
 the little-endian bytes, byte-shuffled for floats (all first bytes, then all second bytes, ...).
