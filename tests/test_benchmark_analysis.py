@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 
 from studies.benchmark.analysis import (
-    CDF_THRESHOLDS, METHODS, at_step, best_so_far, cdf, consolidate, cpu_hours, forward_fill,
+    CDF_THRESHOLDS, METHODS, at_step, best_so_far, cdf, comparable, consolidate, cpu_hours, forward_fill,
     fraction_below, loss_array, projected_cpu_hours_per_seed, reduce_losses, running_minimum,
     size_groups, summary, typical_seeds, win_counts)
 from studies.benchmark.report import (
@@ -110,6 +110,23 @@ def test_summary_and_wins():
     assert wins.sel(sample="typical", group="all").values.tolist() == [1, 2, 0, 0]
     # SMALL ensemble: cnn (3) wins; LARGE ensemble: cnn and pixels-lbfgs tie
     assert wins.sel(sample="ensemble", group="small").values.tolist() == [1, 0, 0, 0]
+
+
+def test_comparable_keeps_the_tasks_where_every_method_ran():
+    reduction = reduce_losses(_losses())
+    # SMALL lacks pixels-oc; LARGE has a typical value of all four methods at step 2
+    kept = comparable(reduction, 2)
+    assert kept["problem"].values.tolist() == [LARGE]
+    table = summary(kept, 2)
+    assert table["tasks"].sel(sample="typical", group="all").values.tolist() == [1, 1, 1, 1]
+    # LARGE alone: cnn 0, pl 0, mma 0.5, oc 0.1 (reference 2)
+    np.testing.assert_allclose(
+        table["mean_relative_error"].sel(sample="typical", group="all"), [0, 0, 0.5, 0.1])
+    # a typical value must exist at the evaluation step: at step 0 LARGE's four are there too
+    assert comparable(reduction, 0)["problem"].values.tolist() == [LARGE]
+    losses = _losses()
+    losses.loc[{"problem": SMALL, "method": "pixels-oc", "seed": -1}] = [9, 8, 7, 6, 5]
+    assert comparable(reduce_losses(losses), 2)["problem"].values.tolist() == [SMALL, LARGE]
 
 
 def test_cdf_threshold_is_strict_and_nan_is_never_below():

@@ -6,6 +6,7 @@ import pytest
 from studies.study import (DaskExecutor, InlineExecutor, LocalExecutor, Study, StudyFolder,
                            expand, run_study)
 from studies.study.schedule import in_shard, parse_shard
+from studies.study.spec import StudyError
 
 TINY = {
     "name": "tiny",
@@ -35,7 +36,7 @@ def test_records_are_complete_and_differ_between_cells(reference):
     assert len(records) == 8 and len(set(records.values())) == 8
 
 
-def test_cells_run_seed_by_seed_in_grid_order(tmp_path):
+def test_cells_run_seed_by_seed_or_problem_by_problem_in_grid_order(tmp_path):
     # a study stopped part way must leave every row with the same seeds done
     study = Study.from_dict({
         "name": "order", "problems": ["toy/rosenbrock", {"name": "toy/quadratic", "size": 3}],
@@ -49,6 +50,17 @@ def test_cells_run_seed_by_seed_in_grid_order(tmp_path):
     grid = [(c.problem, c.method) for c in cells if c.seed == 0]
     assert [(c.problem, c.method) for c in ran[:4]] == grid
 
+    # problem by problem (the paper benchmark's order): whole problems first, seeds within
+    run = run_study(study, StudyFolder(tmp_path / "by-problem"), InlineExecutor(),
+                    progress=False, order="problem")
+    ran = [next(c for c in cells if c.key == o.key) for o in run.outcomes]
+    first, second = cells[0].problem, cells[-1].problem
+    assert first != second
+    assert [c.problem for c in ran] == [first] * 6 + [second] * 6
+    assert [c.seed for c in ran[:6]] == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(StudyError, match="order must be one of"):
+        run_study(study, StudyFolder(tmp_path / "bad"), InlineExecutor(), progress=False,
+                  order="random")
 
 @pytest.mark.slow  # each spawned worker imports TensorFlow (~10-25 s on a busy machine)
 def test_local_pool_gives_the_same_records(reference, tmp_path):

@@ -48,6 +48,7 @@ __all__ = [
     "at_step",
     "best_so_far",
     "cdf",
+    "comparable",
     "consolidate",
     "cpu_hours",
     "elements",
@@ -225,6 +226,20 @@ def at_step(values: xr.DataArray, step: int = EVALUATION_STEP) -> xr.DataArray:
         raise ValueError(f"step {step} is not in the data (steps {steps.min()}..{steps.max()}); "
                          "evaluate at a step that was run")
     return values.sel(step=step, drop=True)
+
+
+def comparable(reduction: xr.Dataset, step: int = EVALUATION_STEP) -> xr.Dataset:
+    """``reduction`` on the problems where every method has a typical value at ``step``.
+
+    A relative error is measured against the best method on its problem, so on a problem where
+    some method has not run yet the others are compared with a weaker reference (a lone method
+    is always "best", with error 0). The summary, the wins and the CDF of a benchmark that is
+    partly done are therefore taken over these problems only; on the complete benchmark (every
+    method on every task, as in the paper) this keeps every problem.
+    """
+    typical = at_step(reduction["curve"].sel(sample="typical", drop=True), step)
+    keep = typical.notnull().all("method")
+    return reduction.isel(problem=np.flatnonzero(keep.values))
 
 
 def _group_masks(large: xr.DataArray, groups: Sequence[str]) -> xr.DataArray:

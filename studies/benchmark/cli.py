@@ -170,8 +170,8 @@ def _run(args, cells, name, out) -> int:
                                  dask_local=args.dask_local)
         finished = False
         try:
-            outcome = run_study(study, folder, executor, shard=shard,
-                                progress=not args.no_progress)
+            outcome = run_study(study, folder, executor, shard=shard,  # whole tasks first
+                                progress=not args.no_progress, order="problem")
             finished = True
         finally:
             executor.close(wait=finished)   # interrupted: running cells keep their checkpoints

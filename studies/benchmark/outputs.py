@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from studies.benchmark.analysis import (
-    EVALUATION_STEP, at_step, cdf, cpu_hours, projected_cpu_hours_per_seed, reduce_losses,
+    EVALUATION_STEP, at_step, cdf, comparable, cpu_hours, projected_cpu_hours_per_seed, reduce_losses,
     summary, typical_seeds, win_counts)
 from studies.benchmark.figures import plot_cdf, plot_designs, plot_error_against_step
 from studies.benchmark.report import (
@@ -28,6 +28,12 @@ from studies.benchmark.spec import BenchmarkCell, cell_counts
 __all__ = ["BenchmarkOutputs", "write_outputs"]
 
 _DESIGN_DPI = 80  # one row per task: 116 rows are about 150 inches tall
+
+
+def _tasks_with_runs(reduction: xr.Dataset, step: int) -> int:
+    """How many problems have a curve of at least one method at ``step``."""
+    curves = at_step(reduction["curve"], step)
+    return int(curves.notnull().any(("sample", "method")).sum())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,13 +77,14 @@ def write_outputs(out: str | os.PathLike, dataset: xr.Dataset, *,
                                 at_step(reduction["curve"].sel(sample="ensemble", drop=True),
                                         step), tasks)
     seeds = write_seeds(out / "seeds.csv", typical_seeds(reduction, step), tasks)
-    table = summary(reduction, step)
+    compared = comparable(reduction, step)  # the tasks on which every method has run
+    table = summary(compared, step)
     summary_path = write_summary(out / "summary.csv", table)
     figures = [("Fraction of tasks below a relative error at step {step} (the paper's "
-                "Figure 3)", plot_cdf(cdf(reduction, step), table, out / "cdf.png", dpi=dpi))]
+                "Figure 3)", plot_cdf(cdf(compared, step), table, out / "cdf.png", dpi=dpi))]
     for sample in ("typical", "ensemble"):
         figures.append((f"Relative error against step, {sample} sample",
-                        plot_error_against_step(reduction, out / f"error-{sample}.png",
+                        plot_error_against_step(compared, out / f"error-{sample}.png",
                                                 sample=sample, max_step=step, dpi=dpi)))
     if designs:
         rows = [task for task in (catalogue_tasks() if tasks is None else tasks)
@@ -88,13 +95,13 @@ def write_outputs(out: str | os.PathLike, dataset: xr.Dataset, *,
                                      dpi=min(dpi, _DESIGN_DPI))))
     hours = cpu_hours(dataset)
     report = write_report(
-        out / "REPORT.md", table=table, wins=win_counts(reduction, step),
+        out / "REPORT.md", table=table, wins=win_counts(compared, step),
         cells=cell_counts(cells, done),
         cpu_hours={(str(m), str(g)): float(hours.sel({"method": m, "group": g}))
                    for m in hours["method"].values for g in hours["group"].values},
         evaluation_step=step,
         projected_cpu_hours_per_seed=projected_cpu_hours_per_seed(dataset),
         figures=[(caption.format(step=step), path.name) for caption, path in figures],
-        notes=notes)
+        notes=notes, compared=(compared.sizes["problem"], _tasks_with_runs(reduction, step)))
     return BenchmarkOutputs(reduction, typical, ensemble, seeds, summary_path, report,
                             tuple(path for _, path in figures))

@@ -10,7 +10,9 @@ Formats (tests and readers depend on them; every file is written atomically):
   ``seeds`` the seeds behind the typical value separated by single spaces (empty: none);
 * ``summary.csv``: ``sample,group,method,mean_relative_error,tasks``, ``sample`` in
   ``typical|ensemble``, ``group`` in ``small|large|all``, one row per sample, group and method in
-  those orders; ``tasks`` the problems with a value (``mean_relative_error`` empty when 0).
+  those orders; ``tasks`` the problems with a value (``mean_relative_error`` empty when 0),
+  among the tasks on which every method has run (all 116 once the benchmark is complete; see
+  :func:`studies.benchmark.analysis.comparable`).
 
 Numbers are written with Python's ``repr`` of the float64 (shortest exact round trip).
 """
@@ -149,7 +151,8 @@ def write_report(path: str | os.PathLike, *, table: xr.Dataset,
                  wins: xr.DataArray | None = None,
                  projected_cpu_hours_per_seed: float | None = None,
                  figures: Sequence[tuple[str, str]] = (),
-                 notes: Sequence[str] = ()) -> Path:
+                 notes: Sequence[str] = (),
+                 compared: tuple[int, int] | None = None) -> Path:
     """Write ``REPORT.md``: cells done, compute spent, the summary table, wins and figures.
 
     Args:
@@ -164,6 +167,9 @@ def write_report(path: str | os.PathLike, *, table: xr.Dataset,
             projected yet; None leaves it out.
         figures: ``(caption, path relative to the report)`` pairs.
         notes: free lines appended at the end.
+        compared: ``(tasks on which every method has run, tasks with any run)``: the relative
+            errors, wins and CDF are over the first (see
+            :func:`~studies.benchmark.analysis.comparable`); None leaves the sentence out.
     """
     done = sum(d for d, _ in cells.values())
     total = sum(t for _, t in cells.values())
@@ -188,6 +194,12 @@ def write_report(path: str | os.PathLike, *, table: xr.Dataset,
     lines += ["", "## Mean relative error", "",
               "Arithmetic mean over the tasks with a value (their number in parentheses), "
               "rounded to 4 decimals.", ""]
+    if compared is not None:
+        lines[-1:-1] = ["", f"Relative errors, wins and the CDF are over the **{compared[0]} of "
+                        f"{compared[1]} tasks** that have a typical value of every method at "
+                        f"step {evaluation_step}: an error is relative to the best method on "
+                        "its task, so a task where some methods have not run yet would flatter "
+                        "the others (a lone method is always best)."]
     rows = []
     for sample in SAMPLES:
         for group in table["group"].values:

@@ -142,7 +142,8 @@ def run_benchmark(cells: Sequence[BenchmarkCell], out: str | os.PathLike, execut
     """
     study, folder = open_benchmark(cells, out, name=name)
     with single_threaded():
-        return run_study(study, folder, executor, shard=shard, progress=progress)
+        return run_study(study, folder, executor, shard=shard, progress=progress,
+                         order="problem")
 
 
 @dataclasses.dataclass(frozen=True)

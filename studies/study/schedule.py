@@ -2,7 +2,10 @@
 
 Cells are submitted seed by seed (every cell of the first seed, in grid order, then the next
 seed): a study stopped part way leaves every table row with the same seeds done, so its medians
-are over a balanced subset rather than over whichever rows happened to come first.
+are over a balanced subset rather than over whichever rows happened to come first. With
+``order="problem"`` they go problem by problem instead (the study's problem order, then seed by
+seed, grid order within): a comparison across methods per problem (the paper's benchmark, whose
+relative errors need every method on a task) then has whole problems done.
 
 ``run_study`` submits every unfinished cell of the shard at once and collects outcomes as they
 complete, with one overall tqdm bar on stderr (cells done/total, failures, ETA). A finished cell
@@ -116,8 +119,11 @@ def run_cells(cells: Sequence[Cell], folder: StudyFolder, executor, settings: di
     return outcomes
 
 
+ORDERS = ("seed", "problem")
+
+
 def run_study(study: Study, folder: StudyFolder, executor, *, shard: tuple[int, int] | None = None,
-              progress: bool = True, tuned: dict | None = None) -> StudyRun:
+              progress: bool = True, tuned: dict | None = None, order: str = "seed") -> StudyRun:
     """Run the unfinished evaluation cells of ``study`` (of one shard) into ``folder``.
 
     Args:
@@ -127,6 +133,7 @@ def run_study(study: Study, folder: StudyFolder, executor, *, shard: tuple[int, 
         shard: ``(I, N)`` or None.
         progress: draw the overall bar on stderr.
         tuned: the tuned options of the tuning stage (``tune.tuned_values``).
+        order: ``"seed"`` or ``"problem"`` (see the module docstring).
 
     Returns:
         What was run.
@@ -135,9 +142,14 @@ def run_study(study: Study, folder: StudyFolder, executor, *, shard: tuple[int, 
 
     from .spec import expand
 
+    if order not in ORDERS:
+        raise StudyError(f"order must be one of {ORDERS}; got {order!r}")
     cells = tuple(c for c in expand(study, tuned) if in_shard(c.key, shard))
+    rank = {entry.label: index for index, entry in enumerate(study.problems)}
+    key = (lambda cell: cell.seed) if order == "seed" else \
+        (lambda cell: (rank.get(cell.problem, len(rank)), cell.seed))
     todo = sorted((cell for cell in cells if not folder.has_record(cell)),
-                  key=lambda cell: cell.seed)    # stable: grid order within a seed
+                  key=key)    # stable: grid order within a seed
     folder.write_spec(study)
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=f"study {study.name}",
                unit="cell", file=sys.stderr, disable=not progress, dynamic_ncols=True,
