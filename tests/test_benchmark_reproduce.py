@@ -15,7 +15,7 @@ import pytest
 from studies.benchmark.analysis import METHODS
 from studies.benchmark.engine import benchmark_cell, benchmark_study, engine_cell
 from studies.benchmark.reproduce import (
-    open_benchmark, read_records, run_benchmark, write_benchmark_outputs)
+    filtered_volumes, open_benchmark, read_records, run_benchmark, write_benchmark_outputs)
 from studies.benchmark.spec import (
     QUICK_TASKS, benchmark_cells, issue_plan, quick_cells, select_tasks)
 from studies.cli import main
@@ -177,6 +177,28 @@ def test_report_only_from_the_records_alone(quick_run, tmp_path):
     with pytest.raises(StudyError, match="holds no record of the benchmark at 1000 steps "
                                          r"\(21 records of other budgets or settings\)"):
         write_benchmark_outputs(tmp_path, steps=1000)
+
+
+def test_filtered_volumes_of_the_final_designs(quick_run):
+    """MMA and OC constrain the filtered volume (<= the fraction): their final designs read back
+    within it (8-bit designs: up to 1/255 above); the logit models fix the volume before the filter, which the
+    filter does not keep, so theirs may differ, and the report says by how much."""
+    from solvers.problems import TASKS
+
+    found = read_records(quick_run, 20)
+    volumes = filtered_volumes(found)
+    assert set(volumes) == set(found.records)
+    fractions = {task.name: task.volume_fraction for task in TASKS}
+    for (problem, method, _), (volume, fraction) in volumes.items():
+        assert fraction == fractions[problem]
+        if method in ("pixels-mma", "pixels-oc"):
+            assert volume <= fraction + 1 / 255, (problem, method, volume)
+        assert 0.0 < volume < 1.0
+    logit = [v for (_, m, _), v in volumes.items() if m in ("cnn-lbfgs", "pixels-lbfgs")]
+    assert logit and any(abs(v - f) > 1e-4 for v, f in logit)  # the filter moved their mean
+    report = (quick_run / "REPORT.md").read_text()
+    assert "Filtered volume of the final designs" in report
+    assert "| pixels-oc | 6 |" in report
 
 
 def test_bad_input_is_one_line_and_runs_nothing(tmp_path, capsys):
