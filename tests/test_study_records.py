@@ -121,3 +121,48 @@ def test_run_file_round_trip_with_optimizer_state(tmp_path):
     for name, array in state.arrays.items():
         assert restored.arrays[name].dtype == array.dtype
         assert restored.arrays[name].tobytes() == array.tobytes()
+
+
+def test_damaged_records_are_one_clear_error_naming_the_file():
+    """What a half-written, hand-edited or hostile record gets: a StudyError naming the file
+    and what is wrong, never a traceback from deep inside the decoder."""
+    import json
+
+    import pytest
+
+    from studies.study.spec import StudyError
+
+    small = _cell(8, 4, 3)
+    record = CompactRecord(
+        cell=small, status="max_steps", message="m", converged=False, iterations=3,
+        evaluations=4, loss_per_evaluation=np.arange(4.0), loss_per_iterate=np.arange(4.0),
+        grad_norm_per_iterate=np.ones(4), final_design=np.zeros((4, 8), np.uint8),
+        best_design=np.zeros((4, 8), np.uint8), best_evaluation=0, dtype="float64")
+    good = json.loads(record.to_json())
+    assert CompactRecord.from_json(json.dumps(good)).deterministic_json() == \
+        record.deterministic_json()
+
+    def damaged(change):
+        data = json.loads(json.dumps(good))
+        change(data)
+        return json.dumps(data)
+
+    cases = [
+        ('{"format": "nrto-study-record", "deterministic": {', "is not a compact record"),
+        ("[]", r"is not a compact record \(format 'list'\)"),
+        (damaged(lambda d: d.update(version="x")), r"version 'x'"),
+        (damaged(lambda d: d.update(version=99)), "record version 99"),
+        (damaged(lambda d: d.pop("deterministic")), "no field 'deterministic'"),
+        (damaged(lambda d: d["deterministic"].pop("status")), "no field 'status'"),
+        (damaged(lambda d: d["deterministic"]["cell"].pop("seed")), "no field 'cell.seed'"),
+        (damaged(lambda d: d["deterministic"].update(cell=[1])), "cell is not a mapping"),
+        (damaged(lambda d: d["deterministic"]["final_design"].update(shape=[3, 3])),
+         "damaged compact record .*cannot reshape"),
+        (damaged(lambda d: d["deterministic"]["final_design"].update(data="!!!")),
+         "damaged compact record"),
+        (damaged(lambda d: d["deterministic"]["loss_per_evaluation"].update(dtype="nope")),
+         "damaged compact record"),
+    ]
+    for text, message in cases:
+        with pytest.raises(StudyError, match=f"^records/x.json .*{message}"):
+            CompactRecord.from_json(text, "records/x.json")

@@ -33,6 +33,7 @@ atomically (temporary file in the same folder, fsync, ``os.replace``).
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
 import json
 import os
@@ -232,28 +233,56 @@ class CompactRecord:
 
     @classmethod
     def from_json(cls, text: str, where: str = "record") -> CompactRecord:
+        """Read :meth:`to_json`'s text; ``where`` names the source in errors.
+
+        Raises:
+            StudyError: the text is not a compact record (not JSON, another format, a newer
+                version, a missing or malformed field: the message names it).
+        """
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise StudyError(f"{where} is not a compact record ({error})") from None
-        if data.get("format") != RECORD_FORMAT:
-            raise StudyError(f"{where} is not a compact record (format {data.get('format')!r})")
-        if int(data.get("version", 0)) > RECORD_VERSION:
+        if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise StudyError(f"{where} is not a compact record (format {found!r})")
+        try:
+            version = int(data.get("version", 0))
+        except (TypeError, ValueError):
+            raise StudyError(f"{where} is not a compact record (version "
+                             f"{data.get('version')!r})") from None
+        if version > RECORD_VERSION:
             raise StudyError(f"{where} has record version {data['version']}; this nrto reads up "
                              f"to {RECORD_VERSION}")
-        d = data["deterministic"]
+        try:
+            return cls._from_parts(data["deterministic"], data.get("provenance", {}))
+        except KeyError as error:
+            raise StudyError(f"{where} is not a complete compact record (no field "
+                             f"{error})") from None
+        except (TypeError, ValueError, AttributeError, zlib.error, binascii.Error) as error:
+            raise StudyError(f"{where} is a damaged compact record ({type(error).__name__}: "
+                             f"{error})") from None
+
+    @classmethod
+    def _from_parts(cls, d: Mapping[str, Any], provenance: Mapping[str, Any]) -> CompactRecord:
+        if not isinstance(d.get("cell"), dict):
+            raise TypeError("its cell is not a mapping")
+        missing = sorted(field.name for field in dataclasses.fields(Cell)
+                         if field.name not in d["cell"] and field.default is dataclasses.MISSING)
+        if missing:
+            raise KeyError(f"cell.{missing[0]}")
+        losses = decode_array(d["loss_per_evaluation"])
+        final = decode_array(d["final_design"])
         return cls(cell=Cell.from_dict(d["cell"]), status=d["status"], message=d["message"],
                    converged=bool(d["converged"]), iterations=int(d["iterations"]),
                    evaluations=int(d["evaluations"]), dtype=d["dtype"],
                    best_evaluation=int(d["best_evaluation"]),
-                   loss_per_evaluation=decode_array(d["loss_per_evaluation"]),
-                   loss_per_iterate=_decode_subsequence(d["loss_per_iterate"],
-                                                        decode_array(d["loss_per_evaluation"])),
+                   loss_per_evaluation=losses,
+                   loss_per_iterate=_decode_subsequence(d["loss_per_iterate"], losses),
                    grad_norm_per_iterate=decode_array(d["grad_norm_per_iterate"]),
-                   final_design=decode_array(d["final_design"]),
-                   best_design=_decode_relative(d["best_design"],
-                                                decode_array(d["final_design"])),
-                   provenance=data.get("provenance", {}))
+                   final_design=final,
+                   best_design=_decode_relative(d["best_design"], final),
+                   provenance=dict(provenance))
 
 
 class StudyFolder:
