@@ -249,6 +249,14 @@ class ModelObjective:
         return np.asarray(gradient).ravel()
 
     @property
+    def linear_volume(self) -> bool:
+        """True: :meth:`volume` is ``volume_grad . x`` with a nonnegative ``volume_grad`` (a
+        mean of filtered or plain densities over the mask); OC's bisection uses this
+        (:func:`solvers.optim.constrained.oc_update`)."""
+        self._require_densities("linear_volume")
+        return True
+
+    @property
     def _volume_filtered(self) -> bool:
         return getattr(self.model, "volume_of", "physical") == "physical"
 

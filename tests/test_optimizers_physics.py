@@ -116,6 +116,80 @@ def test_oc_reproduces_the_88_line_mbb_beam():
     assert changes[-1] < 0.01 and np.all(changes[:-1] >= 0.01)
 
 
+class _OpaqueVolume:
+    """The objective with its ``linear_volume`` hidden: OC then asks ``volume`` at every
+    bisection step."""
+
+    def __init__(self, objective):
+        self._objective = objective
+        self.volume_calls = 0
+
+    def __getattr__(self, name):
+        if name == "linear_volume":
+            raise AttributeError(name)
+        return getattr(self._objective, name)
+
+    def volume(self, x):
+        self.volume_calls += 1
+        return self._objective.volume(x)
+
+
+@pytest.mark.parametrize("family,width,height,volume_fraction,volume_of", [
+    ("mbb_beam", 60, 20, 0.5, "physical"), ("l_shape_0.2", 24, 24, 0.4, "physical"),
+    ("cantilever_beam_full", 32, 16, 0.3, "design")])
+def test_oc_bisection_decides_as_the_volume_calls_do(family, width, height, volume_fraction,
+                                                     volume_of):
+    """OC's bisection tests ``volume_grad . x`` against the fraction and calls ``volume`` only
+    within its rounding margin: the run is bit for bit the run that calls ``volume`` at every
+    step, with far fewer calls (masked and unmasked problems, filtered and plain volumes)."""
+    problem = build_problem(family, width, height, volume_fraction)
+    model = PixelModel(problem, volume_constraint=False, volume_of=volume_of)
+    fast = _OpaqueVolume(as_objective(model, penal=3.0, filter_radius=2.0))
+    fast.__dict__["linear_volume"] = True  # found before __getattr__: the fast test
+    slow = _OpaqueVolume(as_objective(model, penal=3.0, filter_radius=2.0))
+    record = RecordOptions(iterates_every=1, designs_at=())
+    a = optimize(fast, "oc", steps=40, record=record)
+    b = optimize(slow, "oc", steps=40, record=record)
+    assert a.loss_per_evaluation.tobytes() == b.loss_per_evaluation.tobytes()
+    assert a.iterates.tobytes() == b.iterates.tobytes()
+    assert slow.volume_calls >= 40 * 30  # about 40-60 bisection steps per iteration
+    assert fast.volume_calls <= slow.volume_calls / 3, (fast.volume_calls, slow.volume_calls)
+
+
+def test_oc_volume_test_defers_to_the_call_within_the_rounding_margin():
+    """Where ``w . x`` and ``volume(x)`` fall on either side of the fraction (they differ in
+    rounding), the call decides; far from it, the dot product does, without a call."""
+    from solvers.optim.constrained import _volume_test
+
+    class Rounded:
+        linear_volume = True
+
+        def __init__(self, relative):
+            self.relative, self.calls = relative, 0
+
+        def volume(self, x):
+            self.calls += 1
+            return float(w @ x) * (1.0 + self.relative)
+
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0.0, 2.0, 100) / 100
+    x = rng.uniform(0.0, 1.0, 100)
+    estimate = float(w @ x)
+    for relative in (1e-14, -1e-14):  # inside the margin 4 (n + 64) eps = 1.5e-13
+        objective = Rounded(relative)
+        fraction = estimate * (1.0 + relative / 2)  # between the two values
+        over = _volume_test(objective, w, fraction, np.zeros(100))
+        assert over(x) == (relative > 0) and objective.calls == 1
+    objective = Rounded(1e-14)
+    for fraction, expected in ((estimate * 0.999, True), (estimate * 1.001, False)):
+        assert _volume_test(objective, w, fraction, np.zeros(100))(x) == expected
+    assert objective.calls == 0
+    # a negative weight or a negative lower bound: no shortcut, every test calls
+    assert _volume_test(objective, -w, 0.5, np.zeros(100))(x) is not None
+    assert _volume_test(objective, w, 0.5, -np.ones(100))(x) is not None
+    assert objective.calls == 2
+
+
 # -- b. p = 1: a convex problem, one optimum for every method --------------------------------------
 @pytest.mark.parametrize("family,width,height,volume_fraction", CONVEX_TASKS, ids=TASK_IDS)
 def test_convex_pixel_problem_has_one_optimum(family, width, height, volume_fraction):
