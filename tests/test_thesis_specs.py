@@ -34,6 +34,15 @@ def test_paper_architecture_option_keeps_transposed_pixel_starts():
             if c.model == "pixel"} == {"transpose"}
 
 
+def test_the_paper_architecture_reruns_table_33s_cnn_rows_only(tmp_path):
+    from studies.thesis.items import Context
+
+    cells = expand(Context(tmp_path, upsampling="bilinear").study("chapter3"))
+    assert {c.model for c in cells} == {"cnn"} and len(cells) == 480
+    assert {c.model_options.get("upsampling") for c in cells} == {"bilinear"}
+    assert {c.model for c in expand(Context(tmp_path).study("chapter3"))} == {"cnn", "pixel"}
+
+
 def test_tuning_b1_budgets_and_published_steps():
     study = specs.tuning("B.1")
     assert expand(study) == ()                     # the tuned cells wait for the tuning stage

@@ -80,6 +80,11 @@ class Context:
     _runs: dict = dataclasses.field(default_factory=dict)
 
     def study(self, key: str) -> Study:
+        """The spec of study ``key`` for this CNN variant. With the paper's architecture
+        (``upsampling="bilinear"``) Table 3.3 reruns its CNN rows only (issue 9 item 2): the
+        pixel rows do not involve the network beyond their start."""
+        if key == "chapter3" and self.upsampling != "transpose":
+            return specs.chapter3(self.quick, upsampling=self.upsampling, models=("cnn",))
         return STUDIES[key](self.quick, upsampling=self.upsampling)
 
     def folder(self, key: str) -> StudyFolder:
