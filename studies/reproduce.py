@@ -8,6 +8,8 @@ issue 10). A new target is one entry here.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Callable
 
 __all__ = ["REPRODUCE_TARGETS", "add_reproduce_commands"]
@@ -50,4 +52,10 @@ def add_reproduce_commands(subparsers, commands: dict | None = None
 
 
 def _run_target(args: argparse.Namespace) -> int:
+    out = getattr(args, "out", None)
+    if out is not None and os.path.exists(out) and not os.path.isdir(out):
+        print(f"nrto reproduce {args.target}: error: --out {out} is not a folder (it is a file or "
+              "a device); give the results folder, new or one this command wrote before",
+              file=sys.stderr)
+        return 2
     return args.handler(args)

@@ -40,6 +40,19 @@ def test_cli_lists_items_and_reproduce_is_a_target_group(capsys):
                  "--out", "/nonexistent/x"]) == 2
 
 
+@pytest.mark.parametrize("target", ["thesis", "paper-benchmark"])
+def test_an_out_that_is_a_file_or_device_is_one_clear_error(target, tmp_path, capsys):
+    from studies.cli import main
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    for out in (str(a_file), "/dev/null"):
+        extra = ["--report-only"] if target == "paper-benchmark" else ["--no-run"]
+        assert main(["reproduce", target, "--out", out, *extra]) == 2
+        assert f"--out {out} is not a folder" in capsys.readouterr().err
+    assert a_file.read_text() == "keep me"
+
+
 def test_a_folder_of_another_protocol_version_is_refused_unless_forced(tmp_path):
     from studies.study import StudyError, StudyFolder
     from studies.thesis import specs
