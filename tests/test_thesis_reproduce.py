@@ -84,3 +84,19 @@ def test_quick_every_item_end_to_end(tmp_path):   # ~2 CPU-minutes: issue 9 want
     assert all(int(r["trials"]) == 2 and float(r["tuned_step"]) > 0 for r in b1)
     assert {r["code"] for r in b1} == {"P3A", "P3D", "P1A", "P1D", "NN3A", "NN1A"}
     assert sections["table-3.3"].cells_done == sections["table-3.3"].cells_total
+    # the tuning items count their trials and what the trials cost (not only the published
+    # cells beside them), and the tuned CNN rows are part of Table 3.3
+    b1 = sections["table-b1"]
+    assert b1.trials_total == b1.trials_done > 0 and b1.cells_done == b1.cells_total > 0
+    def cpu_of(folder):
+        return sum(json.loads(path.read_text())["provenance"]["cpu_s"]
+                   for path in folder.glob("*.json"))
+
+    trials_cpu = cpu_of(tmp_path / "records" / "tuning-B.1" / "tune" / "records")
+    published_cpu = cpu_of(tmp_path / "records" / "tuning-B.1-published" / "records")
+    assert trials_cpu > 0 and published_cpu > 0
+    assert b1.cpu_s == pytest.approx(trials_cpu + published_cpu, rel=1e-9)
+    assert sections["table-3.3"].trials_total == sections["table-3.3"].trials_done > 0
+    report = (tmp_path / "REPORT.md").read_text()
+    assert f"{b1.trials_done} of {b1.trials_total} tuning trials done" in report
+    assert "Records missing" not in report.split("## Table B.1")[1].split("##")[0]

@@ -234,6 +234,41 @@ def tune_study(study: Study, folder: StudyFolder, executor, *,
     return history
 
 
+@dataclasses.dataclass(frozen=True)
+class TuningProgress:
+    """How far a study's tuning stage is, and what its trials cost.
+
+    Attributes:
+        trials_done, trials_total: stored trials, and the trials of every group.
+        cpu_s: CPU seconds of the trials' runs (each run counted once: a value suggested twice
+            reuses its cells).
+    """
+
+    trials_done: int
+    trials_total: int
+    cpu_s: float
+
+
+def tuning_progress(study: Study, folder: StudyFolder) -> TuningProgress:
+    """Trials done of all and their CPU seconds (from the trial cells' records)."""
+    from .records import CompactRecord
+
+    done = total = 0
+    keys: set[str] = set()
+    for group in tune_groups(study):
+        trials = _load(folder, group)
+        done += min(len(trials), group.trials)
+        total += group.trials
+        keys.update(key for trial in trials for key in trial.get("cells", ()))
+    cpu = 0.0
+    for key in sorted(keys):
+        path = folder.tune_dir / "records" / f"{key}.json"
+        if path.exists():
+            record = CompactRecord.from_json(path.read_text(), str(path))
+            cpu += float(record.provenance.get("cpu_s", 0.0) or 0.0)
+    return TuningProgress(done, total, cpu)
+
+
 def trials_table(study: Study, folder: StudyFolder) -> list[Mapping[str, Any]]:
     """One row per stored trial of every group (for reports)."""
     rows = []

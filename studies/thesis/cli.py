@@ -40,7 +40,7 @@ def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_
     """
     from studies.study import StudyError, make_executor, run_study, tune_study, tuned_values
 
-    from .items import ITEMS, Context
+    from .items import EVALUATED_AFTER_TUNING, ITEMS, Context
     from .report import write_report
 
     names = list(items) if items else list(ITEMS)
@@ -49,8 +49,6 @@ def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_
         raise StudyError(f"unknown item(s) {unknown}; known: {', '.join(ITEMS)}")
     ctx = Context(Path(out), quick=quick, upsampling=upsampling, progress=progress)
     keys = list(dict.fromkeys(k for n in names for k in ITEMS[n].studies))
-    if tune and any(n == "table-3.3" for n in names):
-        keys.append("chapter3-tuned")
     if run and keys:
         executor = make_executor(jobs=jobs, scheduler=scheduler)
         finished = False
@@ -60,7 +58,7 @@ def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_
                 folder.check_owner(study, force=force)
                 if study.tune is not None and tune:
                     tune_study(study, folder, executor, progress=progress)
-                if study.tune is None or (tune and key == "chapter3-tuned"):
+                if study.tune is None or (tune and key in EVALUATED_AFTER_TUNING):
                     # the tuning studies' best trials are their records: nothing to rerun
                     values = tuned_values(study, folder) if study.tune is not None else None
                     outcome = run_study(study, folder, executor, progress=progress,
@@ -77,9 +75,10 @@ def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_
     total = 0.0
     for key in dict.fromkeys(k for item in ITEMS.values() for k in item.studies):
         if ctx.folder(key).spec_path.exists():
-            total += ctx.runs(key).cpu_seconds
+            total += ctx.status(key)[4]
     write_report(ctx.out, ITEMS, intro=f"Compute of all study records so far (each run counted "
-                                       f"once): {total / 3600:.3f} CPU-hours.")
+                                       f"once, tuning trials included): {total / 3600:.3f} "
+                                       "CPU-hours.")
     return sections
 
 
@@ -137,7 +136,9 @@ def _run_thesis(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for name, section in sections.items():
-        print(f"{name}: {section.cells_done}/{section.cells_total} cells, "
+        trials = f"{section.trials_done}/{section.trials_total} tuning trials, " \
+            if section.trials_total else ""
+        print(f"{name}: {section.cells_done}/{section.cells_total} cells, {trials}"
               f"{', '.join(section.files)}")
     print(f"report: {out / 'REPORT.md'}")
     return 0

@@ -48,6 +48,10 @@ P1_REFERENCE_COLUMNS = ("problem", "model", "method", "steps", "median_final_los
 TABLE_B_COLUMNS = ("code", "published_step", "tuned_step", "median_final_loss_published",
                    "median_final_loss_tuned", "trials")
 
+EVALUATED_AFTER_TUNING = frozenset({"chapter3-tuned"})
+"""Tuning studies whose tuned cells are run after the tuning (Table 3.3's CNN rows at our steps);
+the others (Tables B.1-B.3) report their best trials."""
+
 STUDIES: dict[str, Callable[..., Study]] = {
     "chapter3": specs.chapter3,
     "chapter3-tuned": functools.partial(specs.chapter3, steps_source="tuned", models=("cnn",)),
@@ -95,6 +99,24 @@ class Context:
             self._runs[key] = load_runs(self.study(key), self.folder(key))
         return self._runs[key]
 
+    def status(self, key: str) -> tuple[int, int, int, int, float]:
+        """``(cells done, cells, trials done, trials, CPU seconds)`` of study ``key``.
+
+        A study with a tuning stage counts its trials (and their runs' CPU); its tuned cells
+        count only where they are run after the tuning (:data:`EVALUATED_AFTER_TUNING`): the
+        other tuning studies' best trials are their results.
+        """
+        from studies.study.tune import tuning_progress
+
+        runs = self.runs(key)
+        if runs.study.tune is None:
+            return len(runs.records), len(runs.cells), 0, 0, runs.cpu_seconds
+        tuning = tuning_progress(runs.study, self.folder(key))
+        evaluated = key in EVALUATED_AFTER_TUNING
+        return (len(runs.records) if evaluated else 0, len(runs.cells) if evaluated else 0,
+                tuning.trials_done, tuning.trials_total,
+                tuning.cpu_s + (runs.cpu_seconds if evaluated else 0.0))
+
     def forget(self) -> None:
         self._runs.clear()
 
@@ -116,6 +138,8 @@ class Section:
     cpu_s: float
     reading: str
     quick: bool
+    trials_done: int = 0
+    trials_total: int = 0
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, allow_nan=True)
@@ -134,18 +158,18 @@ class Item:
 
     def run(self, ctx: Context) -> Section:
         files, reading = self.build(ctx, self)
-        done = total = 0
+        done = total = trials_done = trials_total = 0
         cpu = 0.0
         for key in self.studies:
-            runs = ctx.runs(key)
-            done += len(runs.records)
-            total += len(runs.cells)
-            cpu += runs.cpu_seconds
+            status = ctx.status(key)
+            done, total = done + status[0], total + status[1]
+            trials_done, trials_total = trials_done + status[2], trials_total + status[3]
+            cpu += status[4]
         cached = ctx.out / "landscape" / f"{self.name}.json"
         if cached.exists():
             cpu += float(json.loads(cached.read_text()).get("cpu_s", 0.0))
         section = Section(self.name, self.title, tuple(files), self.settings, self.defaults,
-                          done, total, cpu, reading, ctx.quick)
+                          done, total, cpu, reading, ctx.quick, trials_done, trials_total)
         (ctx.out / "items").mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(ctx.out / "items" / f"{self.name}.json", section.to_json().encode())
         return section
@@ -526,7 +550,7 @@ def _curves(problems, methods, zoom=False):
 
 ITEMS: dict[str, Item] = {item.name: item for item in (
     Item("table-3.3", "Table 3.3: median final loss and convergence step, 16 codes x 6 "
-         "optimizers", ("chapter3",), build_table_33,
+         "optimizers", ("chapter3", "chapter3-tuned"), build_table_33,
          "GD 700, HD_M1/HD_M10 700, GD_LS 700 iterations (any number of evaluations), L-BFGS_M1 "
          "and L-BFGS 300 evaluations; seeds 0-9. " + _PUBLISHED,
          "Final loss = best-so-far at the last step (ambiguity 11); convergence step at 1e-3 "

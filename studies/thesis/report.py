@@ -102,8 +102,13 @@ def write_report(out: Path, items, *, intro: str = "") -> Path:
         section = json.loads(path.read_text())
         files = ", ".join(f"`{f}`" for f in section["files"]) or "none"
         scale = " (QUICK toy run: not the thesis's protocol)" if section["quick"] else ""
-        done = (f"{section['cells_done']} of {section['cells_total']} cells done"
-                if section["cells_total"] else "no study cells (computed directly)")
+        parts = []
+        if section["cells_total"]:
+            parts.append(f"{section['cells_done']} of {section['cells_total']} cells done")
+        if section.get("trials_total"):
+            parts.append(f"{section['trials_done']} of {section['trials_total']} tuning trials "
+                         "done")
+        done = ", ".join(parts) or "no study cells (computed directly)"
         lines += [f"- Files: {files}{scale}", f"- Settings: {section['settings']}",
                   f"- Defaults taken: {section['defaults']}",
                   f"- Progress: {done}; compute {section['cpu_s'] / 3600:.3f} CPU-hours",
