@@ -263,9 +263,32 @@ def build_table_33(ctx: Context, item: Item):
                 lines.append(f"{code_of(model, penal, problem)}: lowest median "
                              f"{best['optimizer']} ({_fmt(best['median_final_loss'])}){gap}")
     reading = "; ".join(lines) if lines else "No records yet."
+    budgets = _evaluation_budgets(ctx)
+    if budgets:
+        reading += (" | Evaluations per run (median; GD_LS's 700 iterations against L-BFGS's 300 "
+                    "evaluations): " + "; ".join(budgets))
     if tuned:
         reading += " | CNN rows with our tuned steps: table-3.3-cnn-tuned.csv."
     return tuple(str(f.relative_to(ctx.out)) for f in files), reading
+
+
+def _evaluation_budgets(ctx: Context) -> list[str]:
+    """``"NN3: GD_LS 2128, LBFGS 301"``-style medians of the evaluations each run used, per
+    model and p: the budgets behind a GD_LS / L-BFGS comparison."""
+    runs = ctx.runs("chapter3")
+    texts = []
+    for model, prefix in (("cnn", "NN"), ("pixel", "P")):
+        for penal in (3.0, 1.0):
+            medians = {}
+            for method in ("GD_LS", "LBFGS"):
+                counts = [r.evaluations for problem in ctx.problems()
+                          for r in runs.group(problem, model, penal, method)]
+                if counts:
+                    medians[method] = int(np.median(counts))
+            if medians:
+                texts.append(f"{prefix}{penal:g}: " + ", ".join(f"{m} {n}"
+                                                               for m, n in medians.items()))
+    return texts
 
 
 def build_table_32(ctx: Context, item: Item):
