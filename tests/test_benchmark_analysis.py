@@ -12,9 +12,9 @@ import pytest
 import xarray as xr
 
 from studies.benchmark.analysis import (
-    CDF_THRESHOLDS, METHODS, at_step, best_so_far, cdf, comparable, consolidate, cpu_hours, forward_fill,
-    fraction_below, loss_array, projected_cpu_hours_per_seed, reduce_losses, running_minimum,
-    size_groups, summary, typical_seeds, win_counts)
+    CDF_THRESHOLDS, METHODS, at_step, best_so_far, cdf, comparable, consolidate, cpu_hours,
+    forward_fill, fraction_below, loss_array, projected_cpu_hours_per_seed, reduce_losses,
+    running_minimum, size_groups, summary, typical_seeds, win_counts)
 from studies.benchmark.report import (
     catalogue_tasks, write_report, write_seeds, write_step_table, write_summary)
 

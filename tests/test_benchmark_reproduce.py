@@ -181,8 +181,9 @@ def test_report_only_from_the_records_alone(quick_run, tmp_path):
 
 def test_filtered_volumes_of_the_final_designs(quick_run):
     """MMA and OC constrain the filtered volume (<= the fraction): their final designs read back
-    within it (8-bit designs: up to 1/255 above); the logit models fix the volume before the filter, which the
-    filter does not keep, so theirs may differ, and the report says by how much."""
+    within it (8-bit designs: up to 1/255 above); the logit models fix the volume before the
+    filter, which the filter does not keep, so theirs may differ, and the report says by how
+    much."""
     from solvers.problems import TASKS
 
     found = read_records(quick_run, 20)

@@ -198,13 +198,15 @@ def _volume_test(objective: Any, volume_grad: np.ndarray, volume_fraction: float
     exact call decides it but mostly without the call.
 
     For an objective that declares ``linear_volume`` (a volume ``V(x) = w . x`` with ``w >= 0``,
-    so ``w`` is ``volume_grad``) on densities ``x >= lower >= 0``, the dot product ``w . x`` is a sum of
-    n nonnegative terms, as is ``objective.volume``'s own sum: both lie within ``(n + 64) u``
-    relative of the exact value (u the unit roundoff; 64 bounds the filter's terms per density).
-    Where ``w . x`` is farther than ``4 (n + 64) eps`` (eps = 2u, a factor 8 of margin) from the
-    fraction, the call would decide the same, and it is skipped; closer (the last few bisection
-    steps), the call decides. So the new design is bit for bit the one the calls alone give, at
-    ~0.02 ms instead of ~0.9 ms per test at 256x256.
+    so ``w`` is ``volume_grad``) on densities ``x >= lower >= 0``, every sum involved has
+    nonnegative terms, so rounding errors are relative: ``w`` (column sums of the filter, at most
+    n terms each) and ``w . x`` (n terms) lie within ``(2n + 2) u`` of ``V(x)``, and the call's
+    own value (a filtered density of at most n terms, then a pairwise mean) within
+    ``(n + 64) u`` (u the unit roundoff). Where ``w . x`` is farther than ``4 (n + 64) eps``
+    (``eps = 2u``: more than twice the two errors together) from the fraction, the call would
+    decide the same, and it is skipped; closer (the last few bisection steps), the call
+    decides. So the new design is bit for bit the one the calls alone give, at ~0.02 ms
+    instead of ~0.9 ms per test at 256x256.
     """
     if not getattr(objective, "linear_volume", False) or np.any(volume_grad < 0) \
             or np.any(lower < 0):

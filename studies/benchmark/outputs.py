@@ -18,8 +18,8 @@ import numpy as np
 import xarray as xr
 
 from studies.benchmark.analysis import (
-    EVALUATION_STEP, at_step, cdf, comparable, cpu_hours, projected_cpu_hours_per_seed, reduce_losses,
-    summary, typical_seeds, win_counts)
+    EVALUATION_STEP, at_step, cdf, comparable, cpu_hours, projected_cpu_hours_per_seed,
+    reduce_losses, summary, typical_seeds, win_counts)
 from studies.benchmark.figures import plot_cdf, plot_designs, plot_error_against_step
 from studies.benchmark.report import (
     catalogue_tasks, write_report, write_seeds, write_step_table, write_summary)
