@@ -1,6 +1,7 @@
 """nrto reproduce thesis: --quick builds every item with the exact table formats."""
 import csv
 import json
+import re
 
 import pytest
 
@@ -100,3 +101,6 @@ def test_quick_every_item_end_to_end(tmp_path):   # ~2 CPU-minutes: issue 9 want
     report = (tmp_path / "REPORT.md").read_text()
     assert f"{b1.trials_done} of {b1.trials_total} tuning trials done" in report
     assert "Records missing" not in report.split("## Table B.1")[1].split("##")[0]
+    # GD is deterministic: on one machine GD 2000's first steps are GD 700's, bit for bit
+    assert re.search(r"\((\d+) pairs, \1 bit-identical\)", sections["table-3.2"].reading), \
+        sections["table-3.2"].reading
