@@ -36,6 +36,21 @@ def test_records_are_complete_and_differ_between_cells(reference):
     assert len(records) == 8 and len(set(records.values())) == 8
 
 
+def test_provenance_names_the_processor_and_blas_and_stays_out_of_the_bits(tmp_path):
+    """Records are the same bytes on one machine only: the provenance says which machine
+    (processor and BLAS kernels), and the deterministic part does not depend on it."""
+    from studies.study.execute import machine
+
+    study = Study.from_dict({**TINY, "seeds": [0], "problems": TINY["problems"][:1]})
+    folder = StudyFolder(tmp_path)
+    run_study(study, folder, InlineExecutor(), progress=False)
+    for cell in expand(study):
+        record = folder.read_record(cell)
+        assert record.provenance["machine"] == machine()
+        assert set(machine()) == {"cpu", "blas"} and all(machine().values())
+        assert "machine" not in record.deterministic_json()
+
+
 def test_cells_run_seed_by_seed_or_problem_by_problem_in_grid_order(tmp_path):
     # a study stopped part way must leave every row with the same seeds done
     study = Study.from_dict({
