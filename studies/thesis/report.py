@@ -40,6 +40,11 @@ Precision and budgets, where the thesis is silent or our first runs differed fro
   step saturated the network's tanh/sigmoid units) is recorded as *failed* ("diverged"), not as
   converged; its best-so-far curve keeps the best loss it reached.
 * Cells are run seed by seed: while a study is incomplete, every row has the same seeds done.
+* A cell's record is the same bytes whenever it is rerun on one machine; the studies ran over
+  several sittings on different machines, whose BLAS and oneDNN kernels round differently from
+  the first step (records name their machine in `provenance.machine` since December 2026). A
+  rerun elsewhere therefore agrees to rounding at first and, for chaotic runs, not at the end;
+  Table 3.2's reading measures how much.
 """
 
 STEP_SIZE_CONCLUSION = """## The published step sizes on our CNNs (issue 9 item 3)
