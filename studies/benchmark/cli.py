@@ -158,7 +158,7 @@ def _selection(args):
 
 def _run(args, cells, name, out) -> int:
     """Run the cells; the number of runs that raised."""
-    from studies.benchmark.reproduce import open_benchmark, single_threaded
+    from studies.benchmark.reproduce import RUN_ORDER, open_benchmark, single_threaded
     from studies.study.executors import make_executor
     from studies.study.schedule import parse_shard, run_study
 
@@ -170,8 +170,8 @@ def _run(args, cells, name, out) -> int:
                                  dask_local=args.dask_local)
         finished = False
         try:
-            outcome = run_study(study, folder, executor, shard=shard,  # whole tasks first
-                                progress=not args.no_progress, order="problem")
+            outcome = run_study(study, folder, executor, shard=shard,
+                                progress=not args.no_progress, order=RUN_ORDER)
             finished = True
         finally:
             executor.close(wait=finished)   # interrupted: running cells keep their checkpoints

@@ -132,6 +132,11 @@ def open_benchmark(cells: Sequence[BenchmarkCell], out: str | os.PathLike, *,
     return study, folder
 
 
+RUN_ORDER = "problem"
+"""Cells run task by task (:func:`studies.study.schedule.run_study`): a relative error needs
+every method on its task, so a partly done benchmark should have whole tasks."""
+
+
 def run_benchmark(cells: Sequence[BenchmarkCell], out: str | os.PathLike, executor, *,
                   name: str = STUDY_NAME, shard: tuple[int, int] | None = None,
                   progress: bool = True) -> StudyRun:
@@ -143,7 +148,7 @@ def run_benchmark(cells: Sequence[BenchmarkCell], out: str | os.PathLike, execut
     study, folder = open_benchmark(cells, out, name=name)
     with single_threaded():
         return run_study(study, folder, executor, shard=shard, progress=progress,
-                         order="problem")
+                         order=RUN_ORDER)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -75,7 +75,7 @@ def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_
     total = 0.0
     for key in dict.fromkeys(k for item in ITEMS.values() for k in item.studies):
         if ctx.folder(key).spec_path.exists():
-            total += ctx.status(key)[4]
+            total += ctx.status(key).cpu_s
     write_report(ctx.out, ITEMS, intro=f"Compute of all study records so far (each run counted "
                                        f"once, tuning trials included): {total / 3600:.3f} "
                                        "CPU-hours.")

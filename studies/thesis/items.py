@@ -99,8 +99,8 @@ class Context:
             self._runs[key] = load_runs(self.study(key), self.folder(key))
         return self._runs[key]
 
-    def status(self, key: str) -> tuple[int, int, int, int, float]:
-        """``(cells done, cells, trials done, trials, CPU seconds)`` of study ``key``.
+    def status(self, key: str) -> "StudyStatus":
+        """What is done of study ``key`` and what it cost.
 
         A study with a tuning stage counts its trials (and their runs' CPU); its tuned cells
         count only where they are run after the tuning (:data:`EVALUATED_AFTER_TUNING`): the
@@ -110,18 +110,29 @@ class Context:
 
         runs = self.runs(key)
         if runs.study.tune is None:
-            return len(runs.records), len(runs.cells), 0, 0, runs.cpu_seconds
+            return StudyStatus(len(runs.records), len(runs.cells), 0, 0, runs.cpu_seconds)
         tuning = tuning_progress(runs.study, self.folder(key))
-        evaluated = key in EVALUATED_AFTER_TUNING
-        return (len(runs.records) if evaluated else 0, len(runs.cells) if evaluated else 0,
-                tuning.trials_done, tuning.trials_total,
-                tuning.cpu_s + (runs.cpu_seconds if evaluated else 0.0))
+        if key not in EVALUATED_AFTER_TUNING:
+            return StudyStatus(0, 0, tuning.trials_done, tuning.trials_total, tuning.cpu_s)
+        return StudyStatus(len(runs.records), len(runs.cells), tuning.trials_done,
+                           tuning.trials_total, tuning.cpu_s + runs.cpu_seconds)
 
     def forget(self) -> None:
         self._runs.clear()
 
     def problems(self, codes=tuple(PROBLEMS)) -> tuple[str, ...]:
         return tuple(c for c in codes if not self.quick or c in specs.QUICK_PROBLEMS)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyStatus:
+    """Cells and tuning trials of one study, done and planned, and their CPU seconds."""
+
+    cells_done: int
+    cells_total: int
+    trials_done: int
+    trials_total: int
+    cpu_s: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,9 +173,10 @@ class Item:
         cpu = 0.0
         for key in self.studies:
             status = ctx.status(key)
-            done, total = done + status[0], total + status[1]
-            trials_done, trials_total = trials_done + status[2], trials_total + status[3]
-            cpu += status[4]
+            done, total = done + status.cells_done, total + status.cells_total
+            trials_done += status.trials_done
+            trials_total += status.trials_total
+            cpu += status.cpu_s
         cached = ctx.out / "landscape" / f"{self.name}.json"
         if cached.exists():
             cpu += float(json.loads(cached.read_text()).get("cpu_s", 0.0))
@@ -331,7 +343,6 @@ def _gd_prefix_agreement(ctx: Context) -> str:
     different processors (``provenance.machine``) differ in rounding from the first step, and a
     GD run that saturates the network is chaotic enough to turn that into different outcomes.
     """
-    steps = 700 if not ctx.quick else None
     runs_700, runs_2000 = ctx.runs("chapter3"), ctx.runs("gd2000")
     differences, worst = [], ("", 0.0)
     for model in ("cnn", "pixel"):
@@ -342,7 +353,7 @@ def _gd_prefix_agreement(ctx: Context) -> str:
                 other = long.get(record.cell.seed)
                 if other is None:
                     continue
-                at = steps if steps is not None else record.cell.steps
+                at = record.cell.steps  # 700 (the quick scale: its own budget)
                 a = best_so_far(record.curve, at + 1)[-1]
                 b = best_so_far(other.curve, other.curve.size)[min(at, other.curve.size - 1)]
                 if not (math.isfinite(a) and math.isfinite(b)) or a == 0:
