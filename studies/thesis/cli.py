@@ -78,7 +78,7 @@ def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_
             total += ctx.status(key).cpu_s
     write_report(ctx.out, ITEMS, intro=f"Compute of all study records so far (each run counted "
                                        f"once, tuning trials included): {total / 3600:.3f} "
-                                       "CPU-hours.")
+                                       "CPU-hours.", studies_cpu_s=total)
     return sections
 
 

@@ -160,7 +160,7 @@ def distance_panels(path, panels: Sequence[tuple[str, Mapping[str, tuple], np.nd
                 twin.plot(np.arange(curve.size), _positive(curve), color="red", alpha=0.35,
                           lw=1.0)
             twin.set_yscale("log")
-            twin.tick_params(labelsize=6, colors="red")
+            twin.tick_params(which="both", labelsize=6, colors="red")
     figure.suptitle(title, fontsize=10)
     return save(figure, path)
 

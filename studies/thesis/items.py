@@ -580,7 +580,11 @@ def _per_seed_figure(ctx: Context, item: Item, method: str, models, penalties, p
 # -- landscape figures (cached) ------------------------------------------------------------------
 
 def _cache(ctx: Context, item: Item, compute: Callable[[], dict]) -> dict:
-    """``compute()`` once per item and out folder (arrays in .npz, the rest in .json)."""
+    """``compute()`` once per item and out folder (arrays in .npz, the rest in .json).
+
+    A result whose ``missing`` count (inputs such as run files that were not there) is above
+    zero is returned but not cached, so it is computed again once its inputs exist.
+    """
     import time
 
     folder = ctx.out / "landscape"
@@ -591,6 +595,8 @@ def _cache(ctx: Context, item: Item, compute: Callable[[], dict]) -> dict:
         return {**json.loads(meta_path.read_text()), **arrays}
     cpu0 = time.process_time()
     result = compute()
+    if result.get("missing", 0):
+        return result
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {k: np.asarray(v) for k, v in result.items() if isinstance(v, np.ndarray)}
     meta = {k: v for k, v in result.items() if not isinstance(v, np.ndarray)}
@@ -714,7 +720,8 @@ ITEMS: dict[str, Item] = {item.name: item for item in (
          "CNN, A and D, p = 3, L-BFGS 300 and GD 700; distance and gradient norm median of 3 "
          "seeds, loss median of 10 (red).",
          "Euclidean norm with the root (ambiguity 24); distance at every 25th iterate and the "
-         "gradient norm per iterate (the engine records no per-evaluation norm); the loss "
+         "gradient norm per iterate (the engine records no per-evaluation norm); a run that "
+         "stopped early (a diverged GD run) holds its last value in the median; the loss "
          "overlay appears once the chapter3 study has records."),
     Item("fig-c.16", "Fig C.16: distance from the start and gradient norm, p = 1",
          ("distance",), functools.partial(build_distance, penal=1.0),

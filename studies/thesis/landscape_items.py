@@ -3,8 +3,9 @@
 Each builder returns ``(files, reading)`` like the table builders of :mod:`studies.thesis.items`,
 computes once and caches under ``<out>/landscape/`` (``items._cache``), and reads the iterates
 and pairs it needs from the studies' run files (``runs/<key>.h5``, kept because the specs ask for
-them). A run file that is missing (the run has not finished, or its folder came without run files)
-leaves the panel empty and the reading says so.
+them). The caches are committed with the records, since run files are not. A run file that is
+missing (the run has not finished, or its folder came without run files) leaves the panel empty,
+the reading says so, and nothing is cached until it exists.
 """
 from __future__ import annotations
 
@@ -46,11 +47,12 @@ def build_interpolation(ctx, item, codes, full: bool = False):
     segment = np.linspace(0.0, 1.0, _points(ctx, 11, 3))
 
     def compute():
-        out = {}
+        out = {"missing": 0}
         for code in dict.fromkeys(specs.quick_code(c, ctx.quick) for c in codes):
             cell = _cell(ctx, "interpolation", code, "LBFGS")
             run = _run_file(ctx, "interpolation", cell) if cell else None
             if run is None or run.result.iterates is None:
+                out["missing"] += 1
                 continue
             objective = objective_of(cell)
             target = run.best_x
@@ -83,6 +85,7 @@ def build_interpolation(ctx, item, codes, full: bool = False):
 
     data = _cache(ctx, item, compute)
     data.pop("cpu_s", None)
+    data.pop("missing", None)
     panels, notes = [], []
     variants = ("a", "b", "c", "d") if full else ("b",)
     for code in dict.fromkeys(specs.quick_code(c, ctx.quick) for c in codes):
@@ -115,9 +118,9 @@ def build_spectra(ctx, item, code: str):
     def compute():
         cell = _cell(ctx, "spectra", code, "LBFGS_M1")
         run = _run_file(ctx, "spectra", cell) if cell else None
-        out = {}
         if run is None or run.result.iterates is None:
-            return out
+            return {"missing": 1}
+        out = {}
         objective = objective_of(cell)
         indices = list(np.asarray(run.result.iterate_indices))
         r = run.result
@@ -152,46 +155,90 @@ def build_spectra(ctx, item, code: str):
 
 
 def build_distance(ctx, item, penal: float):
-    from .curves import median_curve
-    from .items import _group, _run_file
+    """Figs 3.9 / C.16: ``||theta_k - theta_0||`` at the kept iterates and ``||grad_k||``.
 
+    The distances need the run files' iterates, so they are computed once and cached under
+    ``landscape/`` (committed with the records, like the other landscape items); the gradient
+    norms come from the compact records. Nothing is cached while a run file is missing.
+    """
+    from .items import _cache, _group, _run_file
+
+    problems = ctx.problems(("A", "D"))
+    runs = ctx.runs("distance")
+
+    def find(problem, method, seed):
+        for c in runs.cells:
+            if (c.problem, c.penal, c.method, c.seed) == (problem, penal, method, seed):
+                return c
+        return None
+
+    def compute():
+        out, missing = {}, 0
+        for problem in problems:
+            for method in ("LBFGS", "GD"):
+                for seed in _DISTANCE_SEEDS:
+                    cell = find(problem, method, seed)
+                    if cell is None:        # not a cell of this study (a --quick run's seeds)
+                        continue
+                    run = _run_file(ctx, "distance", cell)
+                    if run is None or run.result.iterates is None:
+                        missing += 1
+                        continue
+                    iterates = np.asarray(run.result.iterates)
+                    key = f"{code_of('cnn', penal, problem)}/{method}/{seed}"
+                    out[key + "/iterate"] = np.asarray(run.result.iterate_indices)
+                    out[key + "/distance"] = np.linalg.norm(iterates - iterates[0], axis=1)
+        out["missing"] = missing
+        return out
+
+    cached = _cache(ctx, item, compute)
     panels, notes = [], []
-    for problem in ctx.problems(("A", "D")):
+    for problem in problems:
+        code = code_of("cnn", penal, problem)
         distances, norms = {}, {}
         for method in ("LBFGS", "GD"):
-            rows, grads = [], []
-            for seed in (0, 1, 2):
-                cell = None
-                for c in ctx.runs("distance").cells:
-                    if (c.problem, c.penal, c.method, c.seed) == (problem, penal, method, seed):
-                        cell = c
-                run = _run_file(ctx, "distance", cell) if cell else None
-                record = ctx.runs("distance").records.get(cell.coordinates) if cell else None
-                if run is not None and run.result.iterates is not None:
-                    iterates = np.asarray(run.result.iterates)
-                    rows.append((np.asarray(run.result.iterate_indices),
-                                 np.linalg.norm(iterates - iterates[0], axis=1)))
-                if record is not None:
-                    grads.append(record.grad_norm_per_iterate)
+            keys = [f"{code}/{method}/{s}" for s in _DISTANCE_SEEDS]
+            rows = [(cached[k + "/iterate"], cached[k + "/distance"]) for k in keys
+                    if k + "/distance" in cached]
             if rows:
-                length = min(len(r[0]) for r in rows)
-                distances[method] = (rows[0][0][:length],
-                                     np.median([r[1][:length] for r in rows], axis=0))
+                distances[method] = _median_holding_last(rows)
+            grads = [record.grad_norm_per_iterate for seed in _DISTANCE_SEEDS
+                     if (cell := find(problem, method, seed)) is not None
+                     and (record := runs.records.get(cell.coordinates)) is not None]
             if grads:
-                length = min(g.size for g in grads)
-                norms[method] = (np.arange(length), median_curve([g[:length] for g in grads]))
+                norms[method] = _median_holding_last([(np.arange(g.size), g) for g in grads])
         overlay = {}
         if ctx.folder("chapter3").spec_path.exists():   # the 10-seed loss, when it has run
             overlay = {m: _group(ctx, "chapter3", problem, "cnn", penal, m)["median"]
                        for m in ("LBFGS", "GD")}
             overlay = {m: v for m, v in overlay.items() if np.isfinite(v).any()}
-        code = code_of("cnn", penal, problem)
         panels.append((f"{code} distance", distances, overlay or None, "||theta - theta0||"))
         panels.append((f"{code} gradient norm", norms, overlay or None, "||grad||"))
         for method, (x, y) in distances.items():
             notes.append(f"{code} {method}: distance {y[-1]:.3g} at iterate {x[-1]}")
     path = figures.distance_panels(ctx.out / f"{item.name}.png", panels, title=item.title)
-    return (path.name,), "; ".join(notes) if notes else "No run files with iterates yet."
+    if cached["missing"]:
+        notes.append(f"{int(cached['missing'])} run files with iterates missing: their distances "
+                     "are not drawn (rerun the distance study's cells to restore them)")
+    return (path.name,), "; ".join(notes)
+
+
+_DISTANCE_SEEDS = (0, 1, 2)
+
+
+def _median_holding_last(rows: list[tuple[np.ndarray, np.ndarray]]
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Median over runs ``(steps (k_i,), values (k_i,))`` on the union of their steps.
+
+    A run that stopped early (it diverged, or converged) keeps its last value: its parameters
+    stay where it stopped. Returns ``(steps (k,), median (k,))``.
+    """
+    from .curves import median_curve
+
+    steps = np.unique(np.concatenate([np.asarray(x) for x, _ in rows]))
+    held = [np.asarray(y, np.float64)[np.searchsorted(x, steps, side="right") - 1]
+            for x, y in rows]
+    return steps, median_curve(held)
 
 
 def build_surface(ctx, item, codes):

@@ -87,15 +87,19 @@ seeds) and reports both (`table-3.3-cnn-tuned.csv`).
 """
 
 
-def write_report(out: Path, items, *, intro: str = "") -> Path:
-    """Write ``<out>/REPORT.md`` from the sections stored under ``<out>/items``."""
+def write_report(out: Path, items, *, intro: str = "", studies_cpu_s: float | None = None
+                 ) -> Path:
+    """Write ``<out>/REPORT.md`` from the sections stored under ``<out>/items``.
+
+    ``studies_cpu_s``: the CPU of every study record, each run counted once, for the compute
+    table's last row (items share studies, so their own rows do not add up to it).
+    """
     out = Path(out)
     lines = [_HEADER, STEP_SIZE_CONCLUSION]
     if intro:
         lines += [intro, ""]
     lines.append(f"Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with Python "
                  f"{platform.python_version()}.\n")
-    total = 0.0
     hours = []
     for name, item in items.items():
         path = out / "items" / f"{name}.json"
@@ -121,11 +125,13 @@ def write_report(out: Path, items, *, intro: str = "") -> Path:
         if section["cells_total"] and section["cells_done"] < section["cells_total"]:
             lines.append(f"  Records missing for {section['cells_total'] - section['cells_done']}"
                          " cells: the numbers above cover the finished cells only.\n")
-        total += section["cpu_s"]
         hours.append(f"| {name} | {section['cpu_s'] / 3600:.3f} |")
-    lines += ["## Compute", "", "| item | CPU-hours (its studies' records; shared studies are "
-              "counted in each item) |", "|---|---|", *hours,
-              f"| **sum** | {total / 3600:.3f} |", ""]
+    if studies_cpu_s is not None:
+        hours.append(f"| **all study records, each run counted once** | "
+                     f"{studies_cpu_s / 3600:.3f} |")
+    lines += ["## Compute", "", "| item | CPU-hours (its studies' records; a study shared by "
+              "several items is counted in each, so the rows do not add up) |", "|---|---|",
+              *hours, ""]
     path = out / "REPORT.md"
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, "\n".join(lines).encode())
