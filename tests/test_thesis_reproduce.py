@@ -7,7 +7,8 @@ import pytest
 
 from studies.reproduce import REPRODUCE_TARGETS
 from studies.thesis.cli import reproduce_thesis
-from studies.thesis.items import (ITEMS, TABLE_32_COLUMNS, TABLE_33_COLUMNS, TABLE_B_COLUMNS)
+from studies.thesis.items import (CONCLUSIONS_COLUMNS, ITEMS, TABLE_32_COLUMNS, TABLE_33_COLUMNS,
+                                  TABLE_B_COLUMNS)
 
 
 def _header(path):
@@ -71,6 +72,7 @@ def test_quick_every_item_end_to_end(tmp_path):   # ~2 CPU-minutes: issue 9 want
             assert (tmp_path / file).stat().st_size > 0, (name, file)
     assert _header(tmp_path / "table-3.3.csv") == TABLE_33_COLUMNS
     assert _header(tmp_path / "table-3.2.csv") == TABLE_32_COLUMNS
+    assert _header(tmp_path / "conclusions.csv") == CONCLUSIONS_COLUMNS
     for table in ("b1", "b2", "b3"):
         assert _header(tmp_path / f"table-{table}.csv") == TABLE_B_COLUMNS
     with open(tmp_path / "table-3.3.csv", newline="") as handle:

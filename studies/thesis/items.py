@@ -36,7 +36,8 @@ from .curves import RunSet, best_so_far, load_runs, summarize
 from .protocol import GD_LS_ITERATIONS, METHODS, PROBLEMS, TABLE_METHOD, code_of, parse_code, \
     published_step, METHODS_BY_NAME
 
-__all__ = ["ITEMS", "STUDIES", "Context", "Item", "Section", "P1_REFERENCE_COLUMNS",
+__all__ = ["CONCLUSIONS_COLUMNS", "ITEMS", "STUDIES", "Context", "Item", "Section",
+           "P1_REFERENCE_COLUMNS",
            "TABLE_33_COLUMNS",
            "TABLE_32_COLUMNS", "TABLE_B_COLUMNS"]
 
@@ -282,6 +283,39 @@ def build_table_33(ctx: Context, item: Item):
     if tuned:
         reading += " | CNN rows with our tuned steps: table-3.3-cnn-tuned.csv."
     return tuple(str(f.relative_to(ctx.out)) for f in files), reading
+
+
+CONCLUSIONS_COLUMNS = ("architecture", "fixed_steps", "code", "conclusion", "holds", "evidence")
+
+
+def build_conclusions(ctx: Context, item: Item):
+    """The thesis's conclusions (:mod:`studies.thesis.conclusions`) on each CNN that has rows:
+    ours at the published steps and, once tuned, at our steps; the paper's architecture once
+    its Table 3.3 rows exist (``<out>/paper-architecture``)."""
+    from .conclusions import FIXED_STEP, check_conclusions, summarize_checks
+
+    variants = []
+    rows = _table_33_rows(ctx, "chapter3", ("cnn",))
+    variants.append((ctx.upsampling, "published", rows))
+    tuned = [r for r in _table_33_rows(ctx, "chapter3-tuned", ("cnn",), list(FIXED_STEP))
+             if r["seeds_done"]]
+    if tuned:
+        variants.append((ctx.upsampling, "tuned", rows + tuned))   # tuned rows replace GD/HD
+    if ctx.upsampling == "transpose":
+        paper = Context(ctx.out / "paper-architecture", quick=ctx.quick, upsampling="bilinear",
+                        progress=False)
+        if paper.folder("chapter3").spec_path.exists():
+            variants.append(("bilinear", "published", _table_33_rows(paper, "chapter3",
+                                                                     ("cnn",))))
+    table, lines = [], []
+    for architecture, steps, variant_rows in variants:
+        checks = check_conclusions(variant_rows)
+        table += [{"architecture": architecture, "fixed_steps": steps, "code": c.code,
+                   "conclusion": c.conclusion, "holds": c.holds, "evidence": c.evidence}
+                  for c in checks]
+        lines.append(f"{architecture} CNN, {steps} fixed steps: {summarize_checks(checks)}")
+    path = _write_csv(ctx.out / "conclusions.csv", CONCLUSIONS_COLUMNS, table)
+    return (str(path.relative_to(ctx.out)),), "; ".join(lines)
 
 
 def _evaluation_budgets(ctx: Context) -> list[str]:
@@ -638,6 +672,17 @@ ITEMS: dict[str, Item] = {item.name: item for item in (
          "Final loss = best-so-far at the last step (ambiguity 11); convergence step at 1e-3 "
          "relative, 1e-2 in table-3.3-details.csv (ambiguity 12); 10 seeds for GD_LS on the "
          "large problems too (ambiguity 7). " + _CURVE_DEFAULTS),
+    Item("conclusions", "The thesis's conclusions, checked on Table 3.3's CNN rows",
+         ("chapter3", "chapter3-tuned"), build_conclusions,
+         "CNN rows of Table 3.3 (10 seeds): line search (every GD_LS / L-BFGS_M1 / L-BFGS "
+         "median below every GD / HD_M1 / HD_M10 median), Hessian approximation (L-BFGS at "
+         "most 10 % above GD_LS and converging in fewer steps), memory (L-BFGS_M1 within 5 % "
+         "of L-BFGS); our transposed CNN at the published and at our tuned fixed steps, and "
+         "the paper's bilinear CNN once its rows exist.",
+         "The thesis gives no tolerances: 10 % for 'similar', 5 % for 'not relevant' (issue "
+         "9's 'few percent'); steps in the thesis's units (L-BFGS evaluations, GD_LS "
+         "iterations; ambiguity 6). conclusions.csv: one row per CNN, fixed steps, code and "
+         "conclusion."),
     Item("p1-reference", "The convex optimum at p = 1 (issue 9's p = 1 fact)",
          ("p1-reference",), build_p1_reference,
          f"Pixel densities (no sigmoid), p = 1, A B D E, constant start; MMA and OC "
