@@ -100,6 +100,8 @@ def test_quick_every_item_end_to_end(tmp_path):   # ~2 CPU-minutes: issue 9 want
     assert trials_cpu > 0 and published_cpu > 0
     assert b1.cpu_s == pytest.approx(trials_cpu + published_cpu, rel=1e-9)
     assert sections["table-3.3"].trials_total == sections["table-3.3"].trials_done > 0
+    # the curves at our tuned CNN steps are drawn and read beside the published steps' ones
+    assert re.search(r"NN3\w+ [^;]*GD \(tuned\) \d", sections["fig-c.2"].reading)
     report = (tmp_path / "REPORT.md").read_text()
     assert f"{b1.trials_done} of {b1.trials_total} tuning trials done" in report
     assert "Records missing" not in report.split("## Table B.1")[1].split("##")[0]

@@ -16,7 +16,8 @@ __all__ = ["curve_panels", "distance_panels", "interpolation_panels", "save", "s
 
 STYLES = {"LBFGS": ("C0", "-"), "GD": ("C1", "--"), "LBFGS_M1": ("C2", "-"),
           "HD_M1": ("C3", "-"), "HD_M10": ("C4", "-"), "GD_LS": ("C5", "-"),
-          "GD_2000": ("C1", ":")}
+          "GD_2000": ("C1", ":"), "GD (tuned)": ("C1", ":"), "HD_M1 (tuned)": ("C3", ":"),
+          "HD_M10 (tuned)": ("C4", ":")}
 
 
 def _figure(rows: int, columns: int, size: tuple[float, float] = (3.2, 2.6)):

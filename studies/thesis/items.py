@@ -567,6 +567,8 @@ def _curve_figure(ctx: Context, item: Item, problems: tuple[str, ...], methods: 
                     g = _group(ctx, "chapter3", problem, model, penal, method)
                     if g["seeds_done"]:
                         curves[method] = g["median"]
+                curves.update({label: g["median"] for label, g in _tuned_groups(
+                    ctx, problem, model, penal, methods).items()})
                 row.append((f"{code_of(model, penal, problem)}", curves))
         panels.append(row)
     path = figures.curve_panels(ctx.out / f"{item.name}.png", panels, title=item.title,
@@ -577,12 +579,34 @@ def _curve_figure(ctx: Context, item: Item, problems: tuple[str, ...], methods: 
             for problem in problems:
                 values = {m: _group(ctx, "chapter3", problem, model, penal, m)[
                     "median_final_loss"] for m in methods}
+                values.update({label: g["median_final_loss"] for label, g in _tuned_groups(
+                    ctx, problem, model, penal, methods).items()})
                 values = {m: v for m, v in values.items() if math.isfinite(v)}
                 if values:
                     finals.append(f"{code_of(model, penal, problem)} "
                                   + " / ".join(f"{m} {_fmt(v)}" for m, v in values.items()))
     return (path.name,), ("Median final (best-so-far) losses: " + "; ".join(finals)) \
         if finals else "No records yet."
+
+
+def _tuned_groups(ctx: Context, problem: str, model: str, penal: float,
+                  methods: tuple[str, ...]) -> dict[str, dict]:
+    """``{"GD (tuned)": its _group}`` for the CNN's fixed-step methods at our tuned steps
+    (study ``chapter3-tuned``), where its cells have run: drawn beside the published steps'
+    curves (issue 9 item 3: report both)."""
+    if model != "cnn" or not ctx.folder("chapter3-tuned").spec_path.exists():
+        return {}
+    curves = {}
+    for method in methods:
+        if method in TUNED_METHODS:
+            g = _group(ctx, "chapter3-tuned", problem, model, penal, method)
+            if g["seeds_done"]:
+                curves[f"{method} (tuned)"] = g
+    return curves
+
+
+TUNED_METHODS = ("GD", "HD_M1", "HD_M10")
+"""The methods whose CNN steps ``chapter3-tuned`` tunes (the fixed-step ones)."""
 
 
 def _per_seed_figure(ctx: Context, item: Item, method: str, models, penalties, problem="D"):
@@ -657,7 +681,8 @@ _CURVE_DEFAULTS = ("Best-so-far median over seeds 0-9 (§4.7, ambiguity 11); L-B
                    "(ambiguity 9), L-BFGS_M1 300 (ambiguity 10); pixel starts from the "
                    "transposed CNN's output (ambiguity 4); the CNN in float32, pixels and "
                    "physics in float64 (ambiguity 25).")
-_PUBLISHED = "Step sizes: the published Tables B.1-B.3 (guide §3)."
+_PUBLISHED = ("Step sizes: the published Tables B.1-B.3 (guide §3); dotted, '(tuned)': the "
+              "CNN's GD and HD at our tuned steps (study chapter3-tuned), once they have run.")
 
 
 def _curves(problems, methods, zoom=False):
