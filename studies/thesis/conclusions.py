@@ -26,13 +26,12 @@ import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from .protocol import code_of
+from .protocol import FIXED_STEP_METHODS, code_of
 
-__all__ = ["CONCLUSIONS", "Check", "FIXED_STEP", "LINE_SEARCH", "SAME", "SIMILAR",
+__all__ = ["CONCLUSIONS", "Check", "LINE_SEARCH", "SAME", "SIMILAR",
            "check_conclusions", "summarize_checks"]
 
 LINE_SEARCH = ("GD_LS", "LBFGS_M1", "LBFGS")
-FIXED_STEP = ("GD", "HD_M1", "HD_M10")
 SIMILAR = 0.10
 SAME = 0.05
 CONCLUSIONS = ("line-search", "hessian-faster", "memory-irrelevant")
@@ -104,7 +103,7 @@ def check_conclusions(rows: Iterable[Mapping]) -> list[Check]:
 
 def _line_search(code: str, by: Mapping[str, Mapping]) -> Check:
     searched = {m: _median(by.get(m)) for m in LINE_SEARCH}
-    fixed = {m: _median(by.get(m)) for m in FIXED_STEP}
+    fixed = {m: _median(by.get(m)) for m in FIXED_STEP_METHODS}
     if not all(math.isfinite(v) for v in searched.values()) or \
             all(math.isnan(v) for v in fixed.values()):
         return Check("line-search", code, None, "rows missing or not finite")

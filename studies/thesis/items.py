@@ -33,8 +33,8 @@ from studies.study.records import atomic_write_bytes
 
 from . import figures, specs
 from .curves import RunSet, best_so_far, load_runs, summarize
-from .protocol import GD_LS_ITERATIONS, METHODS, PROBLEMS, TABLE_METHOD, code_of, parse_code, \
-    published_step, METHODS_BY_NAME
+from .protocol import FIXED_STEP_METHODS, GD_LS_ITERATIONS, METHODS, PROBLEMS, TABLE_METHOD, \
+    code_of, parse_code, published_step, METHODS_BY_NAME
 
 __all__ = ["CONCLUSIONS_COLUMNS", "ITEMS", "STUDIES", "Context", "Item", "Section",
            "P1_REFERENCE_COLUMNS",
@@ -255,7 +255,7 @@ def build_table_33(ctx: Context, item: Item):
     files = [_write_csv(ctx.out / "table-3.3.csv", TABLE_33_COLUMNS, rows)]
     extra = ("convergence_step_1e2", "median_last_raw")
     files.append(_write_csv(ctx.out / "table-3.3-details.csv", TABLE_33_COLUMNS + extra, rows))
-    tuned = _table_33_rows(ctx, "chapter3-tuned", ("cnn",), ["GD", "HD_M1", "HD_M10"])
+    tuned = _table_33_rows(ctx, "chapter3-tuned", ("cnn",), list(FIXED_STEP_METHODS))
     tuned = [r for r in tuned if r["seeds_done"]]
     if tuned:
         files.append(_write_csv(ctx.out / "table-3.3-cnn-tuned.csv", TABLE_33_COLUMNS, tuned))
@@ -292,12 +292,12 @@ def build_conclusions(ctx: Context, item: Item):
     """The thesis's conclusions (:mod:`studies.thesis.conclusions`) on each CNN that has rows:
     ours at the published steps and, once tuned, at our steps; the paper's architecture once
     its Table 3.3 rows exist (``<out>/paper-architecture``)."""
-    from .conclusions import FIXED_STEP, check_conclusions, summarize_checks
+    from .conclusions import check_conclusions, summarize_checks
 
     variants = []
     rows = _table_33_rows(ctx, "chapter3", ("cnn",))
     variants.append((ctx.upsampling, "published", rows))
-    tuned = [r for r in _table_33_rows(ctx, "chapter3-tuned", ("cnn",), list(FIXED_STEP))
+    tuned = [r for r in _table_33_rows(ctx, "chapter3-tuned", ("cnn",), list(FIXED_STEP_METHODS))
              if r["seeds_done"]]
     if tuned:
         variants.append((ctx.upsampling, "tuned", rows + tuned))   # tuned rows replace GD/HD
@@ -598,15 +598,11 @@ def _tuned_groups(ctx: Context, problem: str, model: str, penal: float,
         return {}
     curves = {}
     for method in methods:
-        if method in TUNED_METHODS:
+        if method in FIXED_STEP_METHODS:
             g = _group(ctx, "chapter3-tuned", problem, model, penal, method)
             if g["seeds_done"]:
                 curves[f"{method} (tuned)"] = g
     return curves
-
-
-TUNED_METHODS = ("GD", "HD_M1", "HD_M10")
-"""The methods whose CNN steps ``chapter3-tuned`` tunes (the fixed-step ones)."""
 
 
 def _per_seed_figure(ctx: Context, item: Item, method: str, models, penalties, problem="D"):

@@ -14,7 +14,8 @@ import dataclasses
 from solvers.optim.step_sizes import THESIS_TASKS, tuned_learning_rate
 
 __all__ = [
-    "CODES", "GD_LS_EVALUATIONS", "GD_LS_ITERATIONS", "METHODS", "MODEL_PREFIX", "PENALTIES",
+    "CODES", "FIXED_STEP_METHODS", "GD_LS_EVALUATIONS", "GD_LS_ITERATIONS", "METHODS",
+    "MODEL_PREFIX", "PENALTIES",
     "PROBLEMS", "SEEDS",
     "TUNING_BUDGETS", "MethodSpec", "code_of", "parse_code", "published_step",
 ]
@@ -84,6 +85,8 @@ TUNING_BUDGETS: dict[str, dict[str, tuple[int, int]]] = {
             "P1A": (300, 6), "P1B": (300, 6), "P1D": (200, 3), "P1E": (200, 3)},
 }
 TABLE_METHOD = {"B.1": "GD", "B.2": "HD_M1", "B.3": "HD_M10"}
+FIXED_STEP_METHODS = tuple(TABLE_METHOD.values())
+"""The fixed-step optimizers, whose step sizes Tables B.1-B.3 tune (no line search)."""
 
 CODES = tuple(f"{prefix}{p}{problem}" for prefix in ("NN", "P") for p in (3, 1)
               for problem in PROBLEMS)
