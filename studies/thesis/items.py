@@ -702,8 +702,10 @@ ITEMS: dict[str, Item] = {item.name: item for item in (
          "the paper's bilinear CNN once its rows exist.",
          "The thesis gives no tolerances: 10 % for 'similar', 5 % for 'not relevant' (issue "
          "9's 'few percent'); steps in the thesis's units (L-BFGS evaluations, GD_LS "
-         "iterations; ambiguity 6). conclusions.csv: one row per CNN, fixed steps, code and "
-         "conclusion."),
+         "iterations; ambiguity 6). At the published steps GD and HD saturate our CNNs (see "
+         "step-sizes), so 'line search' is decided there by divergence; the row at our tuned "
+         "steps is the informative one. conclusions.csv: one row per CNN, fixed steps, code "
+         "and conclusion."),
     Item("p1-reference", "The convex optimum at p = 1 (issue 9's p = 1 fact)",
          ("p1-reference",), build_p1_reference,
          f"Pixel densities (no sigmoid), p = 1, A B D E, constant start; MMA and OC "
