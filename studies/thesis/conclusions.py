@@ -35,6 +35,7 @@ LINE_SEARCH = ("GD_LS", "LBFGS_M1", "LBFGS")
 SIMILAR = 0.10
 SAME = 0.05
 CONCLUSIONS = ("line-search", "hessian-faster", "memory-irrelevant")
+_MISSING = "rows missing or not finite"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +107,7 @@ def _line_search(code: str, by: Mapping[str, Mapping]) -> Check:
     fixed = {m: _median(by.get(m)) for m in FIXED_STEP_METHODS}
     if not all(math.isfinite(v) for v in searched.values()) or \
             all(math.isnan(v) for v in fixed.values()):
-        return Check("line-search", code, None, "rows missing or not finite")
+        return Check("line-search", code, None, _MISSING)
     worst = max(searched, key=searched.get)
     finite = {m: v for m, v in fixed.items() if not math.isnan(v)}
     best = min(finite, key=finite.get)
@@ -115,25 +116,28 @@ def _line_search(code: str, by: Mapping[str, Mapping]) -> Check:
                  f"{_fmt(finite[best])}")
 
 
+def _ratio(by: Mapping[str, Mapping], numerator: str, denominator: str) -> float:
+    """``median(numerator) / median(denominator)``; NaN where a row is missing or not finite."""
+    a, b = _median(by.get(numerator)), _median(by.get(denominator))
+    return a / b if math.isfinite(a) and math.isfinite(b) else math.nan
+
+
 def _hessian_faster(code: str, by: Mapping[str, Mapping]) -> Check:
-    lbfgs, gd_ls = _median(by.get("LBFGS")), _median(by.get("GD_LS"))
-    if not (math.isfinite(lbfgs) and math.isfinite(gd_ls)):
-        return Check("hessian-faster", code, None, "rows missing or not finite")
-    ratio = lbfgs / gd_ls
+    ratio = _ratio(by, "LBFGS", "GD_LS")
+    if math.isnan(ratio):
+        return Check("hessian-faster", code, None, _MISSING)
     steps = _step(by.get("LBFGS")), _step(by.get("GD_LS"))
-    similar = ratio <= 1.0 + SIMILAR
     faster = steps[0] < steps[1] if all(math.isfinite(s) for s in steps) else None
-    holds = None if faster is None else similar and faster
+    holds = None if faster is None else ratio <= 1.0 + SIMILAR and faster
     return Check("hessian-faster", code, holds,
                  f"LBFGS/GD_LS = {ratio:.3f}; convergence step LBFGS {steps[0]:g} (evaluations), "
                  f"GD_LS {steps[1]:g} (iterations)")
 
 
 def _memory(code: str, by: Mapping[str, Mapping]) -> Check:
-    m1, m10 = _median(by.get("LBFGS_M1")), _median(by.get("LBFGS"))
-    if not (math.isfinite(m1) and math.isfinite(m10)):
-        return Check("memory-irrelevant", code, None, "rows missing or not finite")
-    ratio = m1 / m10
+    ratio = _ratio(by, "LBFGS_M1", "LBFGS")
+    if math.isnan(ratio):
+        return Check("memory-irrelevant", code, None, _MISSING)
     return Check("memory-irrelevant", code, abs(ratio - 1.0) <= SAME,
                  f"LBFGS_M1/LBFGS = {ratio:.3f}")
 
