@@ -58,6 +58,15 @@ def test_tpe_finds_the_grid_optimum_and_fails_diverged_trials(tuned):
     assert best["loss"] == pytest.approx(losses[index], rel=0, abs=0)
 
 
+def test_trials_keep_their_records_not_their_run_files(tuned):
+    study, folder, history = tuned
+    assert study.keep_runs    # the evaluation cells keep theirs; the trials never do
+    (trials,) = history.values()
+    distinct = {t["x"] for t in trials}      # TPE may suggest a value twice: one cell each
+    assert len(list(folder.records_dir("tune").glob("*.json"))) == len(distinct) * len(SEEDS)
+    assert not list(folder.runs_dir.glob("*.h5"))
+
+
 def test_an_interrupted_tuning_continues_with_the_same_trials(tuned, tmp_path):
     study, _, history = tuned
     folder = StudyFolder(tmp_path)

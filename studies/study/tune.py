@@ -171,7 +171,9 @@ def tune_study(study: Study, folder: StudyFolder, executor, *,
         raise StudyError(f"study {study.name!r} has no tune section")
     spec = study.tune
     folder.write_spec(study)
-    settings = cell_settings(study, executor.name)
+    # a trial is judged by its compact record; its full run file (tens of MB for a CNN, and
+    # thousands of trials) is dropped once the record is written, whatever keep_runs says
+    settings = {**cell_settings(study, executor.name), "keep_runs": False}
     groups = tune_groups(study, shard)
     history = {g.id: _load(folder, g) for g in groups}
     limit = {g.id: g.trials if max_trials is None else min(g.trials, max_trials) for g in groups}
