@@ -4,7 +4,8 @@ import pytest
 
 from studies.study import expand
 from studies.thesis import specs
-from studies.thesis.curves import best_so_far, convergence_step, median_curve
+from studies.thesis.curves import best_so_far, convergence_step, median_curve, \
+    median_holding_last
 from studies.thesis.protocol import code_of, parse_code
 
 
@@ -75,6 +76,17 @@ def test_codes_round_trip_and_reject():
     assert parse_code("NN3A") == ("cnn", 3.0, "A") and code_of("pixel", 1.0, "E") == "P1E"
     with pytest.raises(ValueError, match="unknown test code"):
         parse_code("NN3C")
+
+
+def test_median_holding_last_keeps_a_stopped_runs_last_value():
+    # run 1 kept steps 0, 25, 50; run 2 stopped (diverged) after step 4; run 3 kept 0, 25
+    rows = [(np.array([0, 25, 50]), np.array([0.0, 1.0, 2.0])),
+            (np.array([0, 4]), np.array([0.0, 9.0])),
+            (np.array([0, 25]), np.array([0.0, 3.0]))]
+    steps, median = median_holding_last(rows)
+    np.testing.assert_array_equal(steps, [0, 4, 25, 50])
+    # at 4: (0, 9, 0); at 25: (1, 9, 3); at 50: (2, 9, 3)
+    np.testing.assert_array_equal(median, [0.0, 0.0, 3.0, 3.0])
 
 
 def test_best_so_far_forward_fills_and_ignores_nan():

@@ -14,14 +14,14 @@ Conventions (guide §4.7, ambiguities 11 and 12):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from studies.study import CompactRecord, Study, StudyFolder, expand, tuned_values
 
 __all__ = ["RunSet", "best_so_far", "convergence_step", "load_runs", "median_curve",
-           "summarize"]
+           "median_holding_last", "summarize"]
 
 
 def best_so_far(curve: np.ndarray, length: int) -> np.ndarray:
@@ -47,6 +47,19 @@ def median_curve(curves: Iterable[np.ndarray]) -> np.ndarray:
         out = np.full(stack.shape[1], np.nan)
         out[finite] = np.nanmedian(stack[:, finite], axis=0)
     return out
+
+
+def median_holding_last(rows: Sequence[tuple[np.ndarray, np.ndarray]]
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Median over runs ``(steps (k_i,), values (k_i,))`` on the union of their steps.
+
+    A run that stopped early (it diverged, or converged) keeps its last value: its parameters
+    stay where it stopped. Returns ``(steps (k,), median (k,))``.
+    """
+    steps = np.unique(np.concatenate([np.asarray(x) for x, _ in rows]))
+    held = [np.asarray(y, np.float64)[np.searchsorted(x, steps, side="right") - 1]
+            for x, y in rows]
+    return steps, median_curve(held)
 
 
 def convergence_step(median: np.ndarray, rtol: float = 1e-3) -> int | None:

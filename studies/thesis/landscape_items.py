@@ -161,16 +161,14 @@ def build_distance(ctx, item, penal: float):
     ``landscape/`` (committed with the records, like the other landscape items); the gradient
     norms come from the compact records. Nothing is cached while a run file is missing.
     """
+    from .curves import median_holding_last
     from .items import _cache, _group, _run_file
 
     problems = ctx.problems(("A", "D"))
     runs = ctx.runs("distance")
 
     def find(problem, method, seed):
-        for c in runs.cells:
-            if (c.problem, c.penal, c.method, c.seed) == (problem, penal, method, seed):
-                return c
-        return None
+        return _cell(ctx, "distance", code_of("cnn", penal, problem), method, seed)
 
     def compute():
         out, missing = {}, 0
@@ -201,12 +199,12 @@ def build_distance(ctx, item, penal: float):
             rows = [(cached[k + "/iterate"], cached[k + "/distance"]) for k in keys
                     if k + "/distance" in cached]
             if rows:
-                distances[method] = _median_holding_last(rows)
+                distances[method] = median_holding_last(rows)
             grads = [record.grad_norm_per_iterate for seed in _DISTANCE_SEEDS
                      if (cell := find(problem, method, seed)) is not None
                      and (record := runs.records.get(cell.coordinates)) is not None]
             if grads:
-                norms[method] = _median_holding_last([(np.arange(g.size), g) for g in grads])
+                norms[method] = median_holding_last([(np.arange(g.size), g) for g in grads])
         overlay = {}
         if ctx.folder("chapter3").spec_path.exists():   # the 10-seed loss, when it has run
             overlay = {m: _group(ctx, "chapter3", problem, "cnn", penal, m)["median"]
@@ -224,21 +222,6 @@ def build_distance(ctx, item, penal: float):
 
 
 _DISTANCE_SEEDS = (0, 1, 2)
-
-
-def _median_holding_last(rows: list[tuple[np.ndarray, np.ndarray]]
-                         ) -> tuple[np.ndarray, np.ndarray]:
-    """Median over runs ``(steps (k_i,), values (k_i,))`` on the union of their steps.
-
-    A run that stopped early (it diverged, or converged) keeps its last value: its parameters
-    stay where it stopped. Returns ``(steps (k,), median (k,))``.
-    """
-    from .curves import median_curve
-
-    steps = np.unique(np.concatenate([np.asarray(x) for x, _ in rows]))
-    held = [np.asarray(y, np.float64)[np.searchsorted(x, steps, side="right") - 1]
-            for x, y in rows]
-    return steps, median_curve(held)
 
 
 def build_surface(ctx, item, codes):
