@@ -59,6 +59,14 @@ def test_a_scheduler_that_does_not_answer_is_a_clear_error_within_10_s(tmp_path,
     assert not out.exists()
 
 
+@pytest.mark.parametrize("address", ["notanaddr", "tcp://host-without-port"])
+def test_a_malformed_scheduler_address_is_a_clear_error(tmp_path, capsys, address):
+    out = tmp_path / "out"
+    _one_line_usage_error(capsys, ["run", str(_spec(tmp_path)), "--out", str(out), "--scheduler",
+                                   address], "expected e.g. tcp://")
+    assert not out.exists()
+
+
 def test_other_bad_arguments(tmp_path, capsys):
     spec = str(_spec(tmp_path))
     _one_line_usage_error(capsys, ["run", spec, "--shard", "3/2"], "--shard expects I/N")

@@ -6,7 +6,7 @@ Usage::
         [--methods cnn-lbfgs pixels-lbfgs pixels-mma pixels-oc] [--steps 1000]
         [--plan first|small-seeds | --quick]
         [--jobs N | --scheduler ADDRESS | --dask-local N] [--shard I/N]
-        [--out results/paper-benchmark] [--report-only] [--no-progress]
+        [--out results/paper-benchmark] [--report-only | --no-run] [--no-progress]
         [--cnn-dtype float32|float64]
 
 The cells (``tasks x methods x seeds``, the paper's rule: seed -1 is the constant start of the
@@ -107,7 +107,7 @@ def add_paper_benchmark(subparsers, targets: dict | None = None) -> argparse.Arg
                         help="run the I-th of N deterministic shares of the cells")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help=f"results folder (default {DEFAULT_OUT}; --quick: {QUICK_OUT})")
-    parser.add_argument("--report-only", action="store_true",
+    parser.add_argument("--report-only", "--no-run", dest="report_only", action="store_true",
                         help="rebuild the result files from OUT/records only; run nothing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     if targets is not None:

@@ -138,6 +138,21 @@ class LocalExecutor:
                 process.kill()
 
 
+def _check_address(address: str) -> None:
+    """Raise a StudyError naming the expected form when ``address`` cannot be a scheduler's
+    address (before a Client is built: a Client that fails on its address leaves a traceback at
+    exit)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location)
+    except ValueError as error:
+        raise StudyError(f"--scheduler {address!r} is not a Dask scheduler address ({error}); "
+                         f"expected e.g. tcp://10.0.0.5:8786") from None
+
+
 class DaskExecutor:
     """A Dask ``distributed`` client: of ``address``, or of a LocalCluster of ``local_workers``.
 
@@ -148,7 +163,8 @@ class DaskExecutor:
         timeout: seconds to wait for the scheduler before giving up.
 
     Raises:
-        StudyError: the scheduler does not answer within ``timeout`` seconds.
+        StudyError: ``address`` is malformed, or the scheduler does not answer within
+            ``timeout`` seconds.
     """
 
     name = "dask"
@@ -173,6 +189,7 @@ class DaskExecutor:
             self._client = Client(self._cluster, set_as_default=False)
             self.workers = local_workers
         else:
+            _check_address(address)
             try:
                 self._client = Client(address, timeout=timeout, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as error:

@@ -102,7 +102,7 @@ def add_thesis_target(subparsers) -> None:
                              "paper's bilinear architecture")
     parser.add_argument("--out", type=Path, help="results folder (default results/thesis, "
                         "results/thesis-quick with --quick, .../paper-architecture for bilinear)")
-    parser.add_argument("--no-run", action="store_true",
+    parser.add_argument("--no-run", "--report-only", dest="no_run", action="store_true",
                         help="build the items from the records there are; run nothing")
     parser.add_argument("--force", action="store_true",
                         help="use study folders written by another version of a spec (their "
