@@ -18,8 +18,8 @@ TOY = {
 }
 
 
-def _spec(tmp_path, name="spec.json", **changes):
-    path = tmp_path / name
+def _spec(tmp_path, file_name="spec.json", **changes):
+    path = tmp_path / file_name
     path.write_text(json.dumps({**TOY, **changes}))
     return path
 
@@ -39,6 +39,9 @@ def _one_line_usage_error(capsys, argv, fragment):
     ({"seeds": []}, "empty"),
     ({"seeds": [1, 1]}, "duplicate cell"),
     ({"steps": [0]}, "steps must hold integers >= 1"),
+    ({"name": "../../../escape"}, "study name '../../../escape'"),   # names the default --out
+    ({"name": "a/b"}, "must be letters, digits"),
+    ({"name": ".hidden"}, "starting with a letter or digit"),
 ])
 def test_bad_specs_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, changes, fragment):
     out = tmp_path / "out"

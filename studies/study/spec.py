@@ -46,6 +46,7 @@ import itertools
 import json
 import math
 import numbers
+import re
 import runpy
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -381,6 +382,7 @@ class TuneSpec:
 
 # -- the study -------------------------------------------------------------------------------------
 
+_STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _STUDY_KEYS = ("name", "description", "problems", "models", "penalties", "seeds", "steps",
                "methods", "options", "model_options", "overrides", "exclude", "filter_radius",
                "record", "checkpoint_every", "checkpoint_seconds", "keep_runs", "report_steps",
@@ -444,6 +446,10 @@ class Study:
         name = data.get("name")
         if not isinstance(name, str) or not name.strip():
             raise StudyError("the study needs a name (name = \"...\")")
+        if not _STUDY_NAME.fullmatch(name):
+            raise StudyError(f"study name {name!r}: it names the default results folder "
+                             f"results/studies/<name>, so it must be letters, digits, '.', '_' "
+                             f"or '-', starting with a letter or digit (e.g. \"mbb-small\")")
         for axis in ("problems", "methods", "seeds", "steps"):
             if axis not in data:
                 raise StudyError(f"study {name!r}: missing {axis} (the grid needs every axis)")
