@@ -104,6 +104,13 @@ def test_run_status_report_refuse_another_spec_and_resume_elsewhere(tmp_path, ca
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert "designs.png" in figures and "curves-toy_rosenbrock-pixel-p3.png" in figures
     assert "seeds-toy_rosenbrock-pixel-p3.png" in figures
+    # a record damaged from outside (a bad merge) is one line naming it, for status and report
+    damaged = tmp_path / "damaged"
+    shutil.copytree(out, damaged)
+    broken = sorted((damaged / "records").glob("*.json"))[0]
+    broken.write_text('{"truncated')
+    for command in (["status", str(damaged)], ["report", str(damaged)]):
+        _one_line_usage_error(capsys, command, f"{broken} is not a compact record")
     # carried to another machine by its committed files, the study runs nothing again ...
     moved = tmp_path / "elsewhere"
     moved.mkdir()

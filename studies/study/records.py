@@ -385,10 +385,14 @@ class StudyFolder:
         path = self.record_path(cell)
         if not path.exists():
             return None
-        data = json.loads(path.read_text())
-        d = data["deterministic"]
-        return {"status": d["status"], "evaluations": d["evaluations"],
-                "iterations": d["iterations"], "provenance": data.get("provenance", {})}
+        try:
+            data = json.loads(path.read_text())
+            d = data["deterministic"]
+            return {"status": d["status"], "evaluations": d["evaluations"],
+                    "iterations": d["iterations"], "provenance": data.get("provenance", {})}
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            CompactRecord.from_json(path.read_text(), str(path))  # raises, naming what is wrong
+            raise StudyError(f"{path} is not a compact record ({error!r})") from None
 
     def records(self, cells: tuple[Cell, ...]) -> Iterator[tuple[Cell, CompactRecord | None]]:
         """Each cell with its record (None when it has not finished)."""
