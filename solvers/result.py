@@ -19,7 +19,7 @@ import numpy as np
 from .optim.state import OptimizerState
 
 __all__ = ["RecordOptions", "OptimizationResult", "ProgressInfo", "STATUSES", "StoredField",
-           "stored_fields"]
+           "stored_fields", "length_problem"]
 
 STATUSES = ("converged", "max_steps", "failed", "interrupted")
 
@@ -204,6 +204,12 @@ class OptimizationResult:
             raise TypeError(f"state must be an OptimizerState or None; got "
                             f"{type(self.state).__name__}")
 
+    def length_problem(self) -> str | None:
+        """What breaks the index conventions' lengths (see :func:`length_problem`), or None."""
+        shapes = {name: np.shape(getattr(self, name)) for name in stored_fields()
+                  if isinstance(getattr(self, name), np.ndarray)}
+        return length_problem(shapes, self.iterations, self.evaluations)
+
     @property
     def fun(self) -> float:
         """Loss at the last accepted iterate."""
@@ -250,3 +256,40 @@ def stored_fields() -> dict[str, StoredField]:
     in field order (datasets have ``axes``; the others are attributes of the run's group)."""
     return {field.name: field.metadata[_SCHEMA_KEY] for field in dataclasses.fields(
         OptimizationResult) if _SCHEMA_KEY in field.metadata}
+
+
+# Datasets whose first axis has one row per index of another dataset (the module docstring).
+_ROWS_OF = {"iterates": "iterate_indices", "gradients": "iterate_indices",
+            "s_pairs": "pair_iterations", "y_pairs": "pair_iterations",
+            "designs": "design_indices"}
+
+
+def length_problem(shapes: dict[str, tuple[int, ...]], iterations: int,
+                   evaluations: int) -> str | None:
+    """The first way a run's array shapes contradict the module's index conventions, or None.
+
+    Works on shapes alone, so a reader can check a stored run without loading its arrays.
+
+    Args:
+        shapes: field name -> shape, for the array fields present (absent ones are not checked).
+        iterations: accepted steps; the per-iterate arrays have ``iterations + 1`` entries.
+        evaluations: objective calls; ``loss_per_evaluation`` has that many entries.
+
+    Returns:
+        A phrase such as ``"'loss_per_iterate' has 1 entries, not iterations + 1 = 6"``.
+    """
+    expected = {"loss_per_evaluation": (evaluations, "evaluations"),
+                **{name: (iterations + 1, "iterations + 1") for name in (
+                    "loss_per_iterate", "grad_norm_per_iterate", "step_length_per_iterate")}}
+    for name, (length, meaning) in expected.items():
+        if name in shapes and shapes[name][:1] != (length,):
+            return f"{name!r} has {shapes[name][0] if shapes[name] else 0} entries, not " \
+                   f"{meaning} = {length}"
+    for name, index in _ROWS_OF.items():
+        if name in shapes and index in shapes and shapes[name][:1] != shapes[index][:1]:
+            return f"{name!r} has {shapes[name][0]} rows but {index!r} {shapes[index][0]} entries"
+    if "x" in shapes:
+        for name in ("iterates", "gradients", "s_pairs", "y_pairs"):
+            if name in shapes and shapes[name][1:] != shapes["x"]:
+                return f"{name!r} rows have {shapes[name][1:]} parameters, 'x' has {shapes['x']}"
+    return None

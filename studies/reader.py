@@ -26,7 +26,7 @@ import numpy as np
 
 from solvers.flat import ParameterSpec
 from solvers.optim.state import OptimizerState
-from solvers.result import STATUSES, OptimizationResult, stored_fields
+from solvers.result import STATUSES, OptimizationResult, length_problem, stored_fields
 from studies.config import RunConfig
 
 __all__ = [
@@ -318,7 +318,9 @@ def _run_problem(group) -> str | None:
                        f"({', '.join(spec.axes)})"
             if spec.dtype == "density8" and not {"scale", "offset"} <= set(dataset.attrs):
                 return f"dataset {name!r} lacks its scale/offset attributes"
-    return None
+    lengths = length_problem({name: group[name].shape for name in _DATASETS if name in group},
+                             int(a["iterations"]), int(a["evaluations"]))
+    return f"dataset {lengths}" if lengths else None
 
 
 def _read_state(run_id: str, group) -> OptimizerState | None:

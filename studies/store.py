@@ -246,6 +246,9 @@ def write_run(path: str | os.PathLike, config: RunConfig, result: OptimizationRe
         raise TypeError(f"result must be an OptimizationResult; got {type(result).__name__}")
     if run_id is not None and not _RUN_ID.match(run_id):
         raise ValueError(f"run_id must look like 'run-0003'; got {run_id!r}")
+    lengths = result.length_problem()
+    if lengths:  # stored, it would make the file refuse every later write
+        raise ValueError(f"inconsistent result: {lengths}")
     partial = result.status == "interrupted" if partial is None else bool(partial)
     with _atomic_rewrite(path, lock_timeout) as target:
         created = None

@@ -277,6 +277,14 @@ def _damage(path: Path, how: str) -> None:
             data = group["x"][()]
             del group["x"]
             group["x"] = data.reshape(3, -1)
+        elif how == "short curve":  # e.g. a tool that rewrote the curve and not `iterations`
+            data = group["loss_per_iterate"][:1]
+            del group["loss_per_iterate"]
+            group["loss_per_iterate"] = data
+        elif how == "rows":
+            data = group["gradients"][1:]
+            del group["gradients"]
+            group["gradients"] = data
         elif how == "schema_version":
             handle.attrs["schema_version"] = "one"
 
@@ -285,7 +293,11 @@ def _damage(path: Path, how: str) -> None:
                                          "missing"),
                                         ("broken config", "attribute 'config' is broken"),
                                         ("bad status", "not a valid|unknown status"),
-                                        ("wrong axes", "dataset 'x' should have 1 axes")])
+                                        ("wrong axes", "dataset 'x' should have 1 axes"),
+                                        ("short curve", "dataset 'loss_per_iterate' has 1 "
+                                         r"entries, not iterations \+ 1 = \d+"),
+                                        ("rows", "dataset 'gradients' has \\d+ rows but "
+                                         "'iterate_indices' \\d+ entries")])
 def test_a_damaged_run_is_named_and_the_others_stay_readable(tmp_path, how, words, make_config,
                                                              make_result, assert_same_result):
     path = tmp_path / "runs.h5"
@@ -310,6 +322,17 @@ def test_a_damaged_run_is_named_and_the_others_stay_readable(tmp_path, how, word
     with pytest.raises(StoreFormatError, match="run-0001 is damaged"):
         write_analysis(path, 0, "trajectory/metrics", {"a": np.zeros(2)}, {"a": ["k"]}, {})
     assert path.read_bytes() == before
+
+
+def test_an_inconsistent_result_is_refused_before_the_file_is_touched(tmp_path, make_config,
+                                                                      make_result):
+    path = tmp_path / "runs.h5"
+    write_run(path, make_config(0), make_result(0))
+    before = path.read_bytes()
+    short = dataclasses.replace(make_result(1), evaluations=make_result(1).evaluations + 1)
+    with pytest.raises(ValueError, match="inconsistent result: 'loss_per_evaluation' has"):
+        write_run(path, make_config(1), short)
+    assert path.read_bytes() == before and not ResultsFile(path).damaged()
 
 
 def test_file_level_damage_gets_its_own_message(tmp_path, make_config, make_result):
