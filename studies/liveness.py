@@ -94,13 +94,15 @@ class RunLease:
     """The lease of one run (see the module docstring).
 
     Args:
-        path: the results file.
-        run_id: the run, e.g. ``"run-0003"``.
+        path: the results file (or any file whose work is leased, e.g. a study's spec).
+        run_id: the run, e.g. ``"run-0003"`` (the lease's name in the lease folder).
+        subject: what the messages call the leased work; default ``"<run_id> of <path>"``.
     """
 
-    def __init__(self, path: str | os.PathLike, run_id: str):
+    def __init__(self, path: str | os.PathLike, run_id: str, *, subject: str | None = None):
         self.path = Path(path)
         self.run_id = run_id
+        self.subject = subject or f"{run_id} of {path}"
         self.folder = lease_folder(path)
         self.sidecar = self.folder / f"{run_id}.json"
         self._lock = filelock.FileLock(self.folder / f"{run_id}.lock", timeout=_PROBE_WAIT)
@@ -122,13 +124,13 @@ class RunLease:
         except filelock.Timeout:
             holder = _read_holder(self.sidecar)
             who = holder.describe() if holder else "another process"
-            raise RunBusyError(f"{self.run_id} of {self.path} is being computed by {who}; "
-                               f"wait for it to finish, or stop it first") from None
+            raise RunBusyError(f"{self.subject} is being computed by {who}; wait for it to "
+                               f"finish, or stop it first") from None
         previous = _read_holder(self.sidecar)
         here = socket.gethostname()
         if previous is not None and previous.host not in (here, "unknown"):
             self._lock.release()
-            raise RunBusyError(f"{self.run_id} of {self.path} is marked as being computed by "
+            raise RunBusyError(f"{self.subject} is marked as being computed by "
                                f"{previous.describe()}; from {here} it cannot be told whether "
                                f"that process still runs: if it does not, delete {self.sidecar}")
         self._held = True

@@ -164,3 +164,48 @@ def test_a_real_cell_resumed_from_a_checkpoint_gives_the_uninterrupted_record(re
         outcome = run_cell(cell.to_dict(), str(folder.path), record=dataclasses.asdict(record))
         assert outcome.status == "max_steps" and outcome.resumed, outcome
         assert folder.read_record(cell).deterministic_json() == expected[cell.key], cell.label
+
+
+
+def test_a_second_driver_of_the_same_study_and_shard_stops_at_once(tmp_path):
+    """A forgotten background run and a new one would compute every cell twice: the second
+    driver is refused, naming the first one's pid, while another shard may run beside it."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from studies.study.tune import tune_study, tuned_values
+
+    spec = {**TINY, "problems": ["toy/rosenbrock"], "seeds": [0],
+            "methods": [{"name": "GD", "optimizer": "gd"}],
+            "tune": {"methods": ["GD"], "seeds": [0], "trials": 2, "ranges": {"pixel": [-4, -2]}}}
+    study, folder = Study.from_dict(spec), StudyFolder(tmp_path / "study")
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from studies.study import Study, StudyFolder
+        from studies.study.schedule import driving
+        with driving(Study.from_dict({spec!r}), StudyFolder({str(folder.path)!r}), None):
+            print("held", flush=True)
+            time.sleep(300)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = rf"study 'tiny' in {folder.path} is being computed by pid {holder.pid} on host"
+        with pytest.raises(StudyError, match=busy):
+            tune_study(study, folder, InlineExecutor(), progress=False)
+        with pytest.raises(StudyError, match=busy):
+            run_study(study, folder, InlineExecutor(), progress=False, tuned={})
+        assert not folder.tune_dir.exists() and not folder.records_dir().exists()
+        # shards are driven separately: shard 1/1 (all the cells) runs beside the holder
+        history = tune_study(study, folder, InlineExecutor(), shard=(1, 1), progress=False)
+        assert [len(trials) for trials in history.values()] == [2]
+    finally:
+        holder.kill()
+        holder.wait()
+    # the kernel drops a killed holder's lock: the next driver takes over, runs, and cleans up
+    run = run_study(study, folder, InlineExecutor(), progress=False,
+                    tuned=tuned_values(study, folder))
+    assert len(run.outcomes) == 1 and not run.errors
+    assert sorted(os.listdir(folder.path / ".study.json.live")) == ["driver-1-of-1.lock",
+                                                                     "driver.lock"]

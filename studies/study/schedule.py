@@ -17,19 +17,25 @@ files.
 
 Shards: ``--shard I/N`` runs the cells whose key, read as a hexadecimal number, is ``I - 1``
 modulo ``N``: a deterministic split that does not depend on the other cells or on the order.
+
+One driver per folder and shard: ``run_study`` and ``tune_study`` hold the study's driver lease
+(:func:`driving`, a :class:`studies.liveness.RunLease` on ``study.json``) while they run, so a
+second driver of the same study (a forgotten background run, a second terminal) stops at once
+with the first one's pid and host instead of computing every cell twice.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 
 from .execute import CellOutcome, run_cell
 from .records import StudyFolder
 from .spec import Cell, Study, StudyError
 
-__all__ = ["StudyRun", "in_shard", "parse_shard", "run_cells", "run_study"]
+__all__ = ["StudyRun", "driving", "in_shard", "parse_shard", "run_cells", "run_study"]
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -49,6 +55,34 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 def in_shard(key: str, shard: tuple[int, int] | None) -> bool:
     """Whether the cell with this key belongs to ``shard`` (None: all)."""
     return shard is None or int(key, 16) % shard[1] == shard[0] - 1
+
+
+@contextlib.contextmanager
+def driving(study: Study, folder: StudyFolder, shard: tuple[int, int] | None) -> Iterator[None]:
+    """Hold the driver lease of ``study``'s ``shard`` in ``folder`` (see the module docstring).
+
+    Raises:
+        StudyError: another live process drives the same folder and shard (naming its pid and
+            host), or the lease cannot be created.
+    """
+    from studies.liveness import RunLease
+    from studies.store import StoreError
+
+    name, where = "driver", f"study {study.name!r} in {folder.path}"
+    if shard is not None:
+        name, where = f"driver-{shard[0]}-of-{shard[1]}", f"{where} (shard {shard[0]}/{shard[1]})"
+    try:
+        folder.path.mkdir(parents=True, exist_ok=True)
+        lease = RunLease(folder.spec_path, name, subject=where)
+        lease.acquire()
+    except OSError as error:
+        raise StudyError(f"cannot create {folder.path}: {error.strerror or error}") from None
+    except StoreError as error:
+        raise StudyError(str(error)) from None
+    try:
+        yield
+    finally:
+        lease.release()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,8 +172,6 @@ def run_study(study: Study, folder: StudyFolder, executor, *, shard: tuple[int, 
     Returns:
         What was run.
     """
-    from tqdm import tqdm
-
     from .spec import expand
 
     if order not in ORDERS:
@@ -148,6 +180,15 @@ def run_study(study: Study, folder: StudyFolder, executor, *, shard: tuple[int, 
     rank = {entry.label: index for index, entry in enumerate(study.problems)}
     key = (lambda cell: cell.seed) if order == "seed" else \
         (lambda cell: (rank.get(cell.problem, len(rank)), cell.seed))
+    with driving(study, folder, shard):
+        return _run_todo(study, folder, executor, cells, key, progress)
+
+
+def _run_todo(study: Study, folder: StudyFolder, executor, cells: tuple[Cell, ...],
+              key: Callable[[Cell], object], progress: bool) -> StudyRun:
+    """``run_study``'s work under its driver lease: the cells without a record, in ``key`` order."""
+    from tqdm import tqdm
+
     todo = sorted((cell for cell in cells if not folder.has_record(cell)),
                   key=key)    # stable: grid order within a seed
     folder.write_spec(study)

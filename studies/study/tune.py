@@ -163,12 +163,21 @@ def tune_study(study: Study, folder: StudyFolder, executor, *,
     Args:
         max_trials: stop every group after this many trials in all (for tests of resumption).
     """
+    from .schedule import driving
+
+    if study.tune is None:
+        raise StudyError(f"study {study.name!r} has no tune section")
+    with driving(study, folder, shard):
+        return _tune(study, folder, executor, shard, progress, max_trials)
+
+
+def _tune(study: Study, folder: StudyFolder, executor, shard: tuple[int, int] | None,
+          progress: bool, max_trials: int | None) -> dict[str, list[dict[str, Any]]]:
+    """``tune_study``'s work under its driver lease."""
     from tqdm import tqdm
 
     from .schedule import run_cell
 
-    if study.tune is None:
-        raise StudyError(f"study {study.name!r} has no tune section")
     spec = study.tune
     folder.write_spec(study)
     # a trial is judged by its compact record; its full run file (tens of MB for a CNN, and
