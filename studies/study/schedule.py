@@ -171,6 +171,10 @@ def run_study(study: Study, folder: StudyFolder, executor, *, shard: tuple[int, 
 
     Returns:
         What was run.
+
+    Raises:
+        StudyError: a bad ``order``, or a live process drives this folder and shard
+            (:func:`driving`).
     """
     from .spec import expand
 

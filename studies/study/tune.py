@@ -162,6 +162,10 @@ def tune_study(study: Study, folder: StudyFolder, executor, *,
 
     Args:
         max_trials: stop every group after this many trials in all (for tests of resumption).
+
+    Raises:
+        StudyError: no tune section, or a live process drives this folder and shard
+            (:func:`studies.study.schedule.driving`).
     """
     from .schedule import driving
 
