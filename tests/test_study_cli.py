@@ -110,7 +110,8 @@ def test_run_status_report_refuse_another_spec_and_resume_elsewhere(tmp_path, ca
     broken = sorted((damaged / "records").glob("*.json"))[0]
     broken.write_text('{"truncated')
     for command in (["status", str(damaged)], ["report", str(damaged)]):
-        _one_line_usage_error(capsys, command, f"{broken} is not a compact record")
+        err = _one_line_usage_error(capsys, command, f"{broken} is not a compact record")
+        assert "moves it aside and computes its cell again" in err
     # carried to another machine by its committed files, the study runs nothing again ...
     moved = tmp_path / "elsewhere"
     moved.mkdir()
@@ -123,3 +124,38 @@ def test_run_status_report_refuse_another_spec_and_resume_elsewhere(tmp_path, ca
     assert main(["run", str(other), "--out", str(moved), "--no-progress", "--force"]) == 0
     assert "(8 already)" in capsys.readouterr().err
     assert len(list((moved / "records").glob("*.json"))) == 12
+
+
+def test_run_moves_a_damaged_record_aside_and_computes_its_cell_again(tmp_path, capsys):
+    """A damaged record (truncated, another cell's, not UTF-8) must not count as done: the cell
+    is computed again to the same bytes, the damaged file is kept beside it; a record of a
+    newer version is no damage and stops the run untouched."""
+    spec, out = _spec(tmp_path), tmp_path / "out"
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 0
+    records = sorted((out / "records").glob("*.json"))
+    good = {p.name: json.loads(p.read_text())["deterministic"] for p in records}
+    truncated, foreign, binary = records[:3]
+    truncated.write_text(truncated.read_text()[:200])
+    foreign.write_bytes(records[3].read_bytes())   # another cell's record under this key
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    damaged = {p: p.read_bytes() for p in (truncated, foreign, binary)}
+    capsys.readouterr()
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "8 of 8 cells done (5 already)" in err, err
+    assert err.count("its cell is computed again") == 3 and "holds the record of another cell" \
+        in err and "not UTF-8" in err, err
+    for path, data in damaged.items():
+        assert path.with_name(path.name + ".damaged").read_bytes() == data
+    assert {p.name: json.loads(p.read_text())["deterministic"]
+            for p in sorted((out / "records").glob("*.json"))} == good
+    assert main(["status", str(out)]) == 0
+    # a newer record version is left alone: this nrto is too old to judge it
+    newer = json.loads(records[0].read_text())
+    newer["version"] += 1
+    records[0].write_text(json.dumps(newer))
+    before = records[0].read_bytes()
+    capsys.readouterr()
+    _one_line_usage_error(capsys, ["run", str(spec), "--out", str(out), "--no-progress"],
+                          f"record version {newer['version']}")
+    assert records[0].read_bytes() == before

@@ -41,7 +41,7 @@ def reference(tmp_path_factory):
 
 def _records(folder, study):
     return {c.key: folder.read_record(c).deterministic_json() for c in expand(study)
-            if folder.has_record(c)}
+            if folder.finished(c)}
 
 
 def _spec_file(tmp_path):

@@ -274,7 +274,7 @@ def _run_cell(cell: Cell, study_folder: StudyFolder, record: Mapping[str, Any],
     from solvers import optimize
     from solvers.result import RecordOptions
 
-    if study_folder.has_record(cell):
+    if study_folder.finished(cell):
         return CellOutcome(cell.key, "skipped")
     wall0, cpu0 = time.perf_counter(), time.process_time()
     record_options = RecordOptions(**{**record, "designs_at": tuple(record.get("designs_at",

@@ -37,6 +37,7 @@ import binascii
 import dataclasses
 import json
 import os
+import sys
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -49,6 +50,7 @@ from .spec import Cell, Study, StudyError, canonical_json
 __all__ = [
     "RECORD_FORMAT",
     "CompactRecord",
+    "DamagedRecord",
     "StudyFolder",
     "atomic_write_bytes",
     "decode_array",
@@ -58,6 +60,12 @@ __all__ = [
 
 RECORD_FORMAT = "nrto-study-record"
 RECORD_VERSION = 1
+
+
+class DamagedRecord(StudyError):
+    """A file in a record's place that cannot be read as a compact record (not JSON, another
+    format, a missing or malformed field, another cell's record). A record of a newer version
+    is not damaged: it raises a plain :class:`StudyError` (this nrto is too old to read it)."""
 SPEC_FORMAT = "nrto-study"
 
 
@@ -236,20 +244,21 @@ class CompactRecord:
         """Read :meth:`to_json`'s text; ``where`` names the source in errors.
 
         Raises:
-            StudyError: the text is not a compact record (not JSON, another format, a newer
-                version, a missing or malformed field: the message names it).
+            DamagedRecord: the text is not a compact record (not JSON, another format, a
+                missing or malformed field: the message names it).
+            StudyError: a record of a newer version than this nrto reads.
         """
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise StudyError(f"{where} is not a compact record ({error})") from None
+            raise DamagedRecord(f"{where} is not a compact record ({error})") from None
         if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise StudyError(f"{where} is not a compact record (format {found!r})")
+            raise DamagedRecord(f"{where} is not a compact record (format {found!r})")
         try:
             version = int(data.get("version", 0))
         except (TypeError, ValueError):
-            raise StudyError(f"{where} is not a compact record (version "
+            raise DamagedRecord(f"{where} is not a compact record (version "
                              f"{data.get('version')!r})") from None
         if version > RECORD_VERSION:
             raise StudyError(f"{where} has record version {data['version']}; this nrto reads up "
@@ -257,10 +266,10 @@ class CompactRecord:
         try:
             return cls._from_parts(data["deterministic"], data.get("provenance", {}))
         except KeyError as error:
-            raise StudyError(f"{where} is not a complete compact record (no field "
+            raise DamagedRecord(f"{where} is not a complete compact record (no field "
                              f"{error})") from None
         except (TypeError, ValueError, AttributeError, zlib.error, binascii.Error) as error:
-            raise StudyError(f"{where} is a damaged compact record ({type(error).__name__}: "
+            raise DamagedRecord(f"{where} is a damaged compact record ({type(error).__name__}: "
                              f"{error})") from None
 
     @classmethod
@@ -364,8 +373,30 @@ class StudyFolder:
             atomic_write_bytes(self.spec_path, text.encode())
 
     # -- records -----------------------------------------------------------------------------
-    def has_record(self, cell: Cell) -> bool:
-        return self.record_path(cell).exists()
+    def finished(self, cell: Cell) -> bool:
+        """Whether ``cell`` has a readable record of its own (so it is not computed again).
+
+        A damaged file in its place (a bad merge or copy, an edit by hand; see
+        :class:`DamagedRecord`) is moved aside to ``records/<key>.json.damaged``, kept for
+        inspection (it replaces an older one of that name), with a warning on stderr, and the
+        cell counts as unfinished: the run computes it again.
+
+        Raises:
+            StudyError: the record is of a newer version than this nrto reads (it is left as
+                it is).
+        """
+        path = self.record_path(cell)
+        if not path.exists():
+            return False
+        try:
+            self._read(path, cell)
+        except DamagedRecord as error:
+            aside = path.with_name(path.name + ".damaged")
+            os.replace(path, aside)
+            print(f"warning: {error}; moved to {aside.name}, its cell is computed again",
+                  file=sys.stderr, flush=True)
+            return False
+        return True
 
     def write_record(self, record: CompactRecord) -> Path:
         path = self.record_path(record.cell)
@@ -374,25 +405,53 @@ class StudyFolder:
         return path
 
     def read_record(self, cell: Cell) -> CompactRecord | None:
-        path = self.record_path(cell)
-        if not path.exists():
-            return None
-        return CompactRecord.from_json(path.read_text(), str(path))
+        """The record of ``cell``, None when it has not finished.
 
-    def read_summary(self, cell: Cell) -> dict[str, Any] | None:
-        """``status``, ``evaluations``, ``iterations`` and the provenance of a finished cell
-        without decoding its arrays (cheap: for ``status`` over many cells); None if unfinished."""
+        Raises:
+            DamagedRecord: its file is damaged (the message says how to recompute the cell).
+        """
         path = self.record_path(cell)
         if not path.exists():
             return None
         try:
-            data = json.loads(path.read_text())
+            return self._read(path, cell)
+        except DamagedRecord as error:
+            raise DamagedRecord(f"{error}; `nrto study run` (or the reproduce command) moves it "
+                                f"aside and computes its cell again") from None
+
+    @staticmethod
+    def _read(path: Path, cell: Cell) -> CompactRecord:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise DamagedRecord(f"{path} is not a compact record (not UTF-8 text: {error})") \
+                from None
+        record = CompactRecord.from_json(text, str(path))
+        if record.cell.key != cell.key:
+            raise DamagedRecord(f"{path} holds the record of another cell "
+                                f"({record.cell.label}, key {record.cell.key})")
+        return record
+
+    def read_summary(self, cell: Cell) -> dict[str, Any] | None:
+        """``status``, ``evaluations``, ``iterations`` and the provenance of a finished cell
+        without decoding its arrays (cheap: for ``status`` over many cells); None if unfinished.
+
+        Raises:
+            DamagedRecord: as :meth:`read_record`.
+        """
+        path = self.record_path(cell)
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
             d = data["deterministic"]
+            if d["cell"]["key"] != cell.key:
+                raise KeyError("key")
             return {"status": d["status"], "evaluations": d["evaluations"],
                     "iterations": d["iterations"], "provenance": data.get("provenance", {})}
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            CompactRecord.from_json(path.read_text(), str(path))  # raises, naming what is wrong
-            raise StudyError(f"{path} is not a compact record ({error!r})") from None
+        except (ValueError, KeyError, TypeError):  # JSONDecodeError and UnicodeDecodeError too
+            self.read_record(cell)  # raises, naming what is wrong
+            raise  # not reached: a record that reads fully has these fields
 
     def records(self, cells: tuple[Cell, ...]) -> Iterator[tuple[Cell, CompactRecord | None]]:
         """Each cell with its record (None when it has not finished)."""

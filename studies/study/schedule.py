@@ -149,7 +149,7 @@ def run_cells(cells: Sequence[Cell], folder: StudyFolder, executor, settings: di
                 raise StudyError(f"the worker pool broke {restarts} times (workers killed or "
                                  f"out of memory); rerun to continue where it stopped")
             executor.restart()
-            todo = {key: cell for key, cell in todo.items() if not folder.has_record(cell)}
+            todo = {key: cell for key, cell in todo.items() if not folder.finished(cell)}
     return outcomes
 
 
@@ -193,7 +193,7 @@ def _run_todo(study: Study, folder: StudyFolder, executor, cells: tuple[Cell, ..
     """``run_study``'s work under its driver lease: the cells without a record, in ``key`` order."""
     from tqdm import tqdm
 
-    todo = sorted((cell for cell in cells if not folder.has_record(cell)),
+    todo = sorted((cell for cell in cells if not folder.finished(cell)),
                   key=key)    # stable: grid order within a seed
     folder.write_spec(study)
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=f"study {study.name}",
