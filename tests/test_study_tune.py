@@ -7,6 +7,7 @@ import pytest
 
 from solvers import optimize
 from studies.study import InlineExecutor, Study, StudyFolder, expand, run_study
+from studies.study.spec import Cell
 from studies.study.toy import toy_objective
 from studies.study.tune import tune_groups, tune_study, tuned_values
 
@@ -91,3 +92,58 @@ def test_the_tuned_step_feeds_the_evaluation_cells(tuned):
     (cell,) = run.cells
     assert cell.seed == 5 and cell.options["learning_rate"] == 10.0 ** best["x"]
     assert folder.read_record(cell).status == "max_steps"
+
+
+def test_a_damaged_trials_file_is_replayed_from_the_trial_records(tuned, tmp_path):
+    """A trials file broken from outside (a bad merge) stops read-only commands with a clear
+    error; the tuning driver moves it aside and replays the same trials from the trial cells'
+    records, computing none of them again."""
+    import shutil
+
+    from studies.study.spec import StudyError
+
+    study, folder, _ = tuned
+    copy = StudyFolder(tmp_path / "copy")
+    shutil.copytree(folder.path, copy.path)
+    (group,) = tune_groups(study)
+    path = copy.tune_dir / group.file_name
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(StudyError, match="damaged trials file .* replays its trials"):
+        tuned_values(study, copy)
+    records = {p: p.stat().st_mtime_ns for p in copy.records_dir("tune").glob("*.json")}
+
+    class NoComputing(InlineExecutor):
+        def submit(self, fn, cell, folder_path, **settings):
+            assert copy.finished(Cell.from_dict(cell)), "a trial cell was computed again"
+            return super().submit(fn, cell, folder_path, **settings)
+
+    tune_study(study, copy, NoComputing(), progress=False)
+    assert path.read_bytes() == good
+    assert path.with_name(path.name + ".damaged").read_bytes() == good[: len(good) // 2]
+    assert {p: p.stat().st_mtime_ns for p in copy.records_dir("tune").glob("*.json")} == records
+
+
+def test_a_group_whose_trials_all_fail_is_reported_not_left_waiting(tmp_path, capsys):
+    """Steps of 10**2.5 and more overflow on the quadratic: the group has no tuned value, and
+    `run` and `status` say so (with the remedy) instead of showing its cells as waiting."""
+    import json
+
+    from studies.study.cli import main
+    from studies.study.report import study_status
+    from studies.study.tune import untuned_groups
+
+    spec = {**SPEC, "tune": {**SPEC["tune"], "trials": 3, "ranges": {"pixel": [2.5, 3.0]}}}
+    path, out = tmp_path / "spec.json", tmp_path / "out"
+    path.write_text(json.dumps(spec))
+    assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: tuning toy/quadratic/pixel/p3/GD: all 3 trials failed" in err, err
+    assert "widen tune.ranges" in err
+    study, folder = Study.from_dict(spec), StudyFolder(out)
+    assert [g.id for g in untuned_groups(study, folder)] == ["toy/quadratic/pixel/p3/GD"]
+    tune = study_status(out)["tune"]
+    assert (tune["waiting_cells"], tune["untuned_cells"]) == (0, 1)
+    assert tune["untuned_groups"] == ["toy/quadratic/pixel/p3/GD"]
+    assert main(["status", str(out)]) == 0
+    assert "every trial failed in 1 groups" in capsys.readouterr().out

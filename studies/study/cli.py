@@ -122,6 +122,7 @@ def _command_run(args) -> int:
         if study.tune is not None:
             tune_study(study, folder, executor, shard=shard, progress=not args.no_progress)
             tuned = tuned_values(study, folder)
+            _warn_untuned(study, folder)
         outcome = run_study(study, folder, executor, shard=shard, tuned=tuned,
                             progress=not args.no_progress)
         finished = True
@@ -135,7 +136,7 @@ def _command_run(args) -> int:
 
 
 def _command_tune(args) -> int:
-    from .tune import tune_study
+    from .tune import _best_trial, tune_study
 
     study, folder, shard, executor = _prepare(args)
     if study.tune is None:
@@ -149,11 +150,22 @@ def _command_tune(args) -> int:
     finally:
         executor.close(wait=finished)
     for group, trials in history.items():
-        ok = [t for t in trials if t["status"] == "ok"]
-        best = min(ok, key=lambda t: (t["loss"], t["tid"])) if ok else None
+        best = _best_trial(trials)
         print(f"{group}: {len(trials)} trials, best "
               + (f"log10 = {best['x']:g} (loss {best['loss']:.6g})" if best else "none"))
+    _warn_untuned(study, folder)
     return EXIT_OK
+
+
+def _warn_untuned(study, folder) -> None:
+    """One warning line per tuning group whose trials all failed (its cells never run)."""
+    from .tune import untuned_groups
+
+    for group in untuned_groups(study, folder):
+        print(f"warning: tuning {group.id}: all {group.trials} trials failed (no finite median "
+              f"loss after {group.steps} steps for log10 {study.tune.option} in [{group.low:g}, "
+              f"{group.high:g}]), so its evaluation cells are not run; widen tune.ranges or "
+              f"raise tune.trials", file=sys.stderr)
 
 
 def _usage(message: str):
@@ -175,6 +187,10 @@ def _command_status(args) -> int:
         t = status["tune"]
         print(f"tuning: {t['trials_done']} of {t['trials']} trials in {t['groups']} groups; "
               f"{t['waiting_cells']} evaluation cells wait for it")
+        if t["untuned_groups"]:
+            print(f"tuning: every trial failed in {len(t['untuned_groups'])} groups "
+                  f"({', '.join(t['untuned_groups'])}): their {t['untuned_cells']} evaluation "
+                  f"cells are not run (widen tune.ranges or raise tune.trials)")
     for row in status["methods"]:
         print(f"  {row['method']:<16} {row['done']:>5}/{row['cells']:<5} failed {row['failed']}")
     return EXIT_OK

@@ -57,9 +57,7 @@ def _load(folder: StudyFolder):
 def study_status(path: str | Path) -> dict[str, Any]:
     """Counts of the study's cells (done, failed, partial, pending), CPU-hours, tuning progress."""
     from .tune import _load as load_trials
-    from .tune import tune_groups
-
-    from .tune import tuned_values
+    from .tune import group_id, tune_groups, tuned_values, untuned_groups
 
     folder = StudyFolder(path)
     study = folder.study()
@@ -86,12 +84,15 @@ def study_status(path: str | Path) -> dict[str, Any]:
                 tune_cpu += float(json.loads(file.read_text()).get("provenance", {})
                                   .get("cpu_s", 0.0))
         tuned_methods = set(study.tune.methods)
-        waiting = len(groups) and sum(
-            1 for c in expand(study, {g.id: 1.0 for g in groups}) if c.method in tuned_methods
-        ) - sum(1 for c in cells if c.method in tuned_methods)
+        untuned = {g.id for g in untuned_groups(study, folder)}
+        missing = [c for c in expand(study, {g.id: 1.0 for g in groups})
+                   if c.method in tuned_methods] if groups else []
+        stuck = sum(1 for c in missing if group_id(c) in untuned)
+        waiting = len(missing) - sum(1 for c in cells if c.method in tuned_methods) - stuck
         tune = {"groups": len(groups), "trials": sum(g.trials for g in groups),
                 "trials_done": sum(min(len(trials[g.id]), g.trials) for g in groups),
-                "waiting_cells": int(waiting), "cpu_hours": tune_cpu / 3600.0}
+                "waiting_cells": int(waiting), "untuned_groups": sorted(untuned),
+                "untuned_cells": stuck, "cpu_hours": tune_cpu / 3600.0}
         cpu += tune_cpu
     return {"study": study.name, "cells": len(cells), "done": len(done),
             "failed": sum(1 for r in done if r["status"] == "failed"), "partial": partial,

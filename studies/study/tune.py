@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import statistics
 import sys
 from collections.abc import Mapping
@@ -31,7 +32,8 @@ from .records import StudyFolder, atomic_write_bytes
 from .schedule import cell_settings, in_shard
 from .spec import Cell, Study, StudyError
 
-__all__ = ["TuneGroup", "group_id", "tune_groups", "tune_study", "tuned_values"]
+__all__ = ["TuneGroup", "group_id", "tune_groups", "tune_study", "tuned_values",
+           "untuned_groups"]
 
 _PARAMETER = "log10_step"
 
@@ -95,14 +97,44 @@ def tune_groups(study: Study, shard: tuple[int, int] | None = None) -> list[Tune
     return list(groups.values())
 
 
-def _load(folder: StudyFolder, group: TuneGroup) -> list[dict[str, Any]]:
+_TRIAL_FIELDS = ("tid", "x", "value", "status", "loss")
+
+
+def _load(folder: StudyFolder, group: TuneGroup, repair: bool = False) -> list[dict[str, Any]]:
+    """The stored trials of ``group`` (``[]`` before its first).
+
+    A damaged trials file (not JSON, another group's, a trial without its fields: a bad merge
+    or an edit by hand) is an error naming it; with ``repair`` (the tuning driver) it is moved
+    aside to ``<file>.damaged`` with a warning instead, and the group starts again from no
+    trials: TPE's suggestions are seeded per trial and the trial cells' records are kept, so the
+    same trials are replayed from those records, without computing their runs again.
+
+    Raises:
+        StudyError: the file is damaged and ``repair`` is False.
+    """
     path = folder.tune_dir / group.file_name
     if not path.exists():
         return []
-    data = json.loads(path.read_text())
-    if data.get("group") != group.id:
-        raise StudyError(f"{path} holds the trials of {data.get('group')!r}, not {group.id!r}")
-    return list(data["trials"])
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("group") != group.id:
+            found = data.get("group") if isinstance(data, dict) else type(data).__name__
+            raise ValueError(f"it holds the trials of {found!r}, not {group.id!r}")
+        trials = data["trials"]
+        if not isinstance(trials, list) or not all(
+                isinstance(t, dict) and all(k in t for k in _TRIAL_FIELDS) for t in trials):
+            raise ValueError(f"its trials are not a list of tables with {_TRIAL_FIELDS}")
+    except (ValueError, KeyError) as error:  # JSONDecodeError and UnicodeDecodeError too
+        problem = f"{path} is a damaged trials file ({type(error).__name__}: {error})"
+        if not repair:
+            raise StudyError(f"{problem}; `nrto study run` (or tune) moves it aside and "
+                             f"replays its trials from their cells' records") from None
+        aside = path.with_name(path.name + ".damaged")
+        os.replace(path, aside)
+        print(f"warning: {problem}; moved to {aside.name}, its trials are replayed from their "
+              f"cells' records", file=sys.stderr, flush=True)
+        return []
+    return list(trials)
 
 
 def _save(folder: StudyFolder, group: TuneGroup, trials: list[dict[str, Any]]) -> None:
@@ -136,18 +168,27 @@ def _suggest(group: TuneGroup, q: float, random_state: int, trials: list[dict[st
     return round(float(docs[0]["misc"]["vals"][_PARAMETER][0]), 10)
 
 
+def _best_trial(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
+    ok = [t for t in trials if t["status"] == "ok"]
+    return min(ok, key=lambda t: (t["loss"], t["tid"])) if ok else None
+
+
 def tuned_values(study: Study, folder: StudyFolder) -> dict[str, float]:
     """Group id -> tuned option value, for the groups whose tuning finished with an ok trial."""
     values = {}
     for group in tune_groups(study):
         trials = _load(folder, group)
-        if len(trials) < group.trials:
-            continue
-        ok = [t for t in trials if t["status"] == "ok"]
-        if ok:
-            best = min(ok, key=lambda t: (t["loss"], t["tid"]))
+        best = _best_trial(trials) if len(trials) >= group.trials else None
+        if best is not None:
             values[group.id] = float(10.0 ** best["x"])
     return values
+
+
+def untuned_groups(study: Study, folder: StudyFolder) -> list[TuneGroup]:
+    """The groups whose tuning finished with every trial failed (no finite median loss in
+    their range): they have no tuned value, so their evaluation cells are never run."""
+    return [group for group in tune_groups(study)
+            if len(trials := _load(folder, group)) >= group.trials and _best_trial(trials) is None]
 
 
 def _trial_loss(losses: list[float]) -> tuple[str, float | None]:
@@ -188,7 +229,7 @@ def _tune(study: Study, folder: StudyFolder, executor, shard: tuple[int, int] | 
     # thousands of trials) is dropped once the record is written, whatever keep_runs says
     settings = {**cell_settings(study, executor.name), "keep_runs": False}
     groups = tune_groups(study, shard)
-    history = {g.id: _load(folder, g) for g in groups}
+    history = {g.id: _load(folder, g, repair=True) for g in groups}
     limit = {g.id: g.trials if max_trials is None else min(g.trials, max_trials) for g in groups}
     total = sum(limit.values())
     bar = tqdm(total=total, initial=sum(min(len(history[g]), limit[g]) for g in history),
