@@ -307,6 +307,11 @@ def _run_problem(group) -> str | None:
             json.loads(_text(a[name]))
         except ValueError:
             return f"attribute {name!r} is not valid JSON"
+    try:
+        parameters = sum(math.prod(int(n) for n in shape)
+                         for _, shape, _ in json.loads(_text(a["parameter_specs"])))
+    except (ValueError, TypeError):
+        return "attribute 'parameter_specs' is not a list of [name, shape, kind]"
     for name in _REQUIRED_DATASETS:
         if name not in group:
             return f"dataset {name!r} is missing"
@@ -318,9 +323,35 @@ def _run_problem(group) -> str | None:
                        f"({', '.join(spec.axes)})"
             if spec.dtype == "density8" and not {"scale", "offset"} <= set(dataset.attrs):
                 return f"dataset {name!r} lacks its scale/offset attributes"
+    if parameters and "x" in group and group["x"].shape != (parameters,):
+        return f"dataset 'x' has {group['x'].shape[0]} entries, not the {parameters} " \
+               f"parameters of its attribute 'parameter_specs'"
     lengths = length_problem({name: group[name].shape for name in _DATASETS if name in group},
                              int(a["iterations"]), int(a["evaluations"]))
     return f"dataset {lengths}" if lengths else None
+
+
+def _check_loadable(where: str, datasets: Mapping[str, Any], available: int | None) -> None:
+    """Refuse to load ``datasets`` (name -> h5py dataset; uint8 designs count as the float64
+    they become) when they need more than ``available`` bytes: a damaged or crafted file can
+    declare shapes of terabytes that hold nothing (HDF5 fills unwritten chunks).
+
+    Raises:
+        StoreError: one line with what is needed, the largest dataset and what is available.
+    """
+    from studies.resources import format_bytes
+
+    if available is None or not datasets:
+        return
+    sizes = {name: math.prod(d.shape) * (8 if d.dtype == np.uint8 else d.dtype.itemsize)
+             for name, d in datasets.items()}
+    needed = sum(sizes.values())
+    if needed > available:
+        name = max(sizes, key=sizes.__getitem__)
+        raise StoreError(f"{where} needs {format_bytes(needed)} of memory to load (its "
+                         f"dataset {name!r} has shape {datasets[name].shape}, "
+                         f"{datasets[name].dtype}), more than the {format_bytes(available)} "
+                         f"available")
 
 
 def _read_state(run_id: str, group) -> OptimizerState | None:
@@ -460,6 +491,17 @@ class ResultsFile:
             problem = _run_problem(group)
             if problem is not None:
                 raise self._broken(run_id, problem)
+            import h5py
+
+            from studies.resources import available_memory
+
+            state = group.get(_STATE_GROUP)
+            _check_loadable(
+                f"{self.path}: {run_id}",
+                {**{name: group[name] for name in _DATASETS if name in group},
+                 **({f"{_STATE_GROUP}/{name}": d for name, d in state.items()
+                     if isinstance(d, h5py.Dataset)} if isinstance(state, h5py.Group) else {})},
+                available_memory())
             try:
                 return self._read(run_id, group)
             except (KeyError, ValueError, TypeError, OSError) as error:
@@ -521,6 +563,10 @@ class ResultsFile:
                 have = [f"{k}/{key_}" for k, g in (root or {}).items() for key_ in g]
                 raise RunNotFoundError(f"{run_id} has no analysis {name!r}; stored: "
                                        f"{', '.join(sorted(have)) or 'none'}")
+            from studies.resources import available_memory
+
+            _check_loadable(f"{self.path}: {run_id} analysis {name}", dict(group.items()),
+                            available_memory())
             a = group.attrs
             return StoredAnalysis(
                 run_id=run_id, name=f"{kind}/{key}", kind=kind, key=key,

@@ -27,6 +27,7 @@ from studies.store import (
     ResultsFile,
     RunConfig,
     RunNotFoundError,
+    StoreError,
     StoreFormatError,
     StoreLockedError,
     check_writable,
@@ -285,6 +286,8 @@ def _damage(path: Path, how: str) -> None:
             data = group["gradients"][1:]
             del group["gradients"]
             group["gradients"] = data
+        elif how == "parameters":  # x no longer matches the layout it declares
+            group.attrs["parameter_specs"] = '[["theta", [5], "other"]]'
         elif how == "schema_version":
             handle.attrs["schema_version"] = "one"
 
@@ -297,7 +300,9 @@ def _damage(path: Path, how: str) -> None:
                                         ("short curve", "dataset 'loss_per_iterate' has 1 "
                                          r"entries, not iterations \+ 1 = \d+"),
                                         ("rows", "dataset 'gradients' has \\d+ rows but "
-                                         "'iterate_indices' \\d+ entries")])
+                                         "'iterate_indices' \\d+ entries"),
+                                        ("parameters", "dataset 'x' has 12 entries, not the 5 "
+                                         "parameters of its attribute 'parameter_specs'")])
 def test_a_damaged_run_is_named_and_the_others_stay_readable(tmp_path, how, words, make_config,
                                                              make_result, assert_same_result):
     path = tmp_path / "runs.h5"
@@ -424,3 +429,33 @@ def test_seeds_are_bounded_to_what_every_generator_and_the_store_take(make_confi
             make_config(seed=seed)
     with pytest.raises(ValueError, match="less than one element of material"):
         make_config(volume_fraction=1e-300)
+
+
+def test_a_run_larger_than_the_memory_is_refused_before_loading(tmp_path, monkeypatch,
+                                                                 make_config, make_result):
+    """HDF5 fills unwritten chunks, so a file of kilobytes may declare terabytes (damage or a
+    crafted file): reading refuses, naming the need, instead of dying in the allocation."""
+    import studies.resources
+
+    path = tmp_path / "runs.h5"
+    write_run(path, make_config(0), make_result(0))
+    write_analysis(path, 0, "trajectory/metrics", {"a": np.zeros(4)}, {"a": ["k"]}, {})
+    with h5py.File(path, "a") as handle:
+        group = handle["runs/run-0000"]
+        attrs = dict(group["designs"].attrs)
+        del group["designs"]
+        huge = group.create_dataset("designs", shape=(3, 10 ** 6, 10 ** 6), dtype="uint8",
+                                    chunks=(1, 1000, 1000), fillvalue=0)
+        huge.attrs.update(attrs)
+    assert path.stat().st_size < 10 ** 6
+    store = ResultsFile(path)
+    assert not store.damaged()  # the shapes agree with each other: not damage but size
+    with pytest.raises(StoreError, match=r"run-0000 needs 2[0-9.]+ TiB of memory to load \(its "
+                       r"dataset 'designs' has shape \(3, 1000000, 1000000\), uint8\), more "
+                       r"than the [0-9.]+ \w+ available"):
+        store.read(0)
+    monkeypatch.setattr(studies.resources, "available_memory", lambda: 16)
+    with pytest.raises(StoreError, match="analysis trajectory/metrics needs 32 B of memory .* than the 16 B available"):
+        store.read_analysis(0, "trajectory/metrics")
+    monkeypatch.setattr(studies.resources, "available_memory", lambda: 10 ** 6)
+    assert store.read_analysis(0, "trajectory/metrics").arrays["a"].shape == (4,)
