@@ -455,7 +455,8 @@ def test_a_run_larger_than_the_memory_is_refused_before_loading(tmp_path, monkey
                        r"than the [0-9.]+ \w+ available"):
         store.read(0)
     monkeypatch.setattr(studies.resources, "available_memory", lambda: 16)
-    with pytest.raises(StoreError, match="analysis trajectory/metrics needs 32 B of memory .* than the 16 B available"):
+    with pytest.raises(StoreError, match="analysis trajectory/metrics needs 32 B of memory .* "
+                       "than the 16 B available"):
         store.read_analysis(0, "trajectory/metrics")
     monkeypatch.setattr(studies.resources, "available_memory", lambda: 10 ** 6)
     assert store.read_analysis(0, "trajectory/metrics").arrays["a"].shape == (4,)
