@@ -194,3 +194,56 @@ def test_workers_of_a_killed_driver_store_their_state_and_exit(tmp_path):
     from studies.study.runfile import read_checkpoint
     states = [read_checkpoint(p) for p in out.glob("runs/*.h5")]
     assert any(c.partial and c.result.status == "interrupted" for c in states)
+
+
+def test_a_damaged_run_file_is_moved_aside_and_its_cell_starts_again(reference, tmp_path,
+                                                                      capsys):
+    """A run file that cannot be read back (truncated by a bad copy, another cell's) must not
+    make its cell fail at every rerun: the cell restarts and gives the uninterrupted record."""
+    import shutil
+
+    from studies.study.runfile import DamagedRunFile, read_checkpoint
+
+    study, expected = reference
+    folder = StudyFolder(tmp_path / "out")
+    run_study(study, folder, InlineExecutor(), progress=False)
+    first, second = expand(study)[:2]
+    run = folder.run_path(first)
+    folder.record_path(first).unlink()
+    data = run.read_bytes()
+    run.write_bytes(data[: len(data) // 2])
+    run_study(study, folder, InlineExecutor(), progress=False)
+    assert "is a damaged run file" in capsys.readouterr().err
+    assert run.with_name(run.name + ".damaged").read_bytes() == data[: len(data) // 2]
+    assert folder.read_record(first).provenance["restarted"] == 1
+    assert _records(folder, study) == expected
+    # another cell's run file in this cell's place
+    shutil.copy(folder.run_path(second), run)
+    with pytest.raises(DamagedRunFile, match="is the run file of another cell"):
+        read_checkpoint(run, first.key)
+
+
+def test_a_run_file_cannot_make_the_reader_import_anything_but_a_solvers_state(tmp_path):
+    import h5py
+    import numpy as np
+
+    from solvers.optim.state import OptimizerState
+    from studies.study.runfile import DamagedRunFile, read_checkpoint, write_checkpoint
+
+    state = OptimizerState(method="gd", size=2, fingerprint="f", arrays={"x": np.zeros(2)},
+                           scalars={"k": 1})
+    result = OptimizationResult(
+        method="gd", options={}, x=np.zeros(2), loss_per_evaluation=np.ones(2),
+        loss_per_iterate=np.ones(2), grad_norm_per_iterate=np.ones(2),
+        step_length_per_iterate=np.ones(2), iterations=1, evaluations=2, converged=False,
+        status="interrupted", message="", elapsed=0.0, state=state)
+    path = tmp_path / "cell.h5"
+    write_checkpoint(path, {"key": "k"}, result, partial=True, best_x=None, best_loss=1.0,
+                     best_evaluation=0, wall_s=0.0, cpu_s=0.0)
+    assert read_checkpoint(path, "k").result.state == state
+    for name, message in [("antigravity:Thing", "outside solvers"),
+                          ("solvers.flat:ParameterSpec", "not an OptimizerState")]:
+        with h5py.File(path, "a") as handle:
+            handle["result/state"].attrs["class"] = name
+        with pytest.raises(DamagedRunFile, match=message):
+            read_checkpoint(path, "k")

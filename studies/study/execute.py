@@ -26,6 +26,7 @@ import math
 import os
 import platform
 import socket
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .records import CompactRecord, StudyFolder, design_to_uint8
-from .runfile import read_checkpoint, write_checkpoint
+from .runfile import DamagedRunFile, read_checkpoint, write_checkpoint
 from .spec import Cell
 
 __all__ = ["BestTracker", "CellOutcome", "configure_pool_worker", "configure_worker",
@@ -268,6 +269,20 @@ def run_cell(cell_data: Mapping[str, Any], folder: str, *, record: Mapping[str, 
         _in_cell.clear()
 
 
+def _usable_checkpoint(run_path: Path, key: str):
+    """The cell's run file read back, None when there is none, or ``"damaged"`` when it could
+    not be read: then it is moved aside to ``<key>.h5.damaged`` (kept for inspection) with a
+    warning on stderr, and the cell starts again from its beginning."""
+    try:
+        return read_checkpoint(run_path, key)
+    except DamagedRunFile as error:
+        aside = run_path.with_name(run_path.name + ".damaged")
+        os.replace(run_path, aside)
+        print(f"warning: {error}; moved to {aside.name}, the cell starts again",
+              file=sys.stderr, flush=True)
+        return "damaged"
+
+
 def _run_cell(cell: Cell, study_folder: StudyFolder, record: Mapping[str, Any],
               checkpoint_every: int, checkpoint_seconds: float, keep_runs: bool,
               executor: str) -> CellOutcome:
@@ -289,8 +304,10 @@ def _run_cell(cell: Cell, study_folder: StudyFolder, record: Mapping[str, Any],
             stale.unlink(missing_ok=True)
     try:
         objective = BestTracker(_objective(cell, record_options))
-        checkpoint = read_checkpoint(run_path)
-        resume, previous_wall, previous_cpu, restarted = None, 0.0, 0.0, 0
+        checkpoint, restarted = _usable_checkpoint(run_path, cell.key), 0
+        if checkpoint == "damaged":
+            checkpoint, restarted = None, 1
+        resume, previous_wall, previous_cpu = None, 0.0, 0.0
         if checkpoint is not None and checkpoint.partial:
             if getattr(checkpoint.result, "state", None) is not None:
                 resume = checkpoint.result

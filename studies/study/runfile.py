@@ -13,7 +13,11 @@ there is saved without a change here)::
                       attrs ``class`` = "module:qualname" of the state's type
     /best_x           float64 ``(n,)``: the parameters of the lowest loss evaluated so far
 
-Restoring a state calls ``<class>.from_dict`` of the class named in the file.
+Restoring a state calls ``<class>.from_dict`` of the class named in the file, which must be an
+:class:`solvers.optim.state.OptimizerState` of the ``solvers`` package (a file cannot make the
+reader import anything else). A file that cannot be read back (truncated, another cell's, a
+foreign state class) raises :class:`DamagedRunFile`; the study moves it aside and restarts the
+cell (:func:`studies.study.execute.run_cell`).
 """
 from __future__ import annotations
 
@@ -29,9 +33,13 @@ import numpy as np
 
 from solvers.result import OptimizationResult
 
-__all__ = ["RUN_FORMAT", "Checkpoint", "read_checkpoint", "write_checkpoint"]
+__all__ = ["RUN_FORMAT", "Checkpoint", "DamagedRunFile", "read_checkpoint", "write_checkpoint"]
 
 RUN_FORMAT = "nrto-study-run"
+
+
+class DamagedRunFile(OSError):
+    """A cell's run file that cannot be read back (the message names the file and the fault)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,29 +130,62 @@ def write_checkpoint(path: Path, cell: Mapping[str, Any], result: OptimizationRe
         raise
 
 
-def read_checkpoint(path: Path) -> Checkpoint | None:
+def read_checkpoint(path: Path, key: str | None = None) -> Checkpoint | None:
     """The run file at ``path``, or None when there is none.
 
-    Raises:
-        OSError: the file exists but cannot be read as a run file.
-    """
-    import h5py
+    Args:
+        path: the run file.
+        key: the cell's key, when known: a file written for another cell is damage.
 
+    Raises:
+        DamagedRunFile: the file exists but cannot be read as this cell's run file.
+    """
     path = Path(path)
     if not path.exists():
         return None
+    try:
+        checkpoint = _read_checkpoint(path)
+    except DamagedRunFile:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, AttributeError) as error:
+        raise DamagedRunFile(f"{path} is a damaged run file ({type(error).__name__}: "
+                             f"{' '.join(str(error).split())[:200]})") from None
+    if key is not None and checkpoint.cell.get("key") != key:
+        raise DamagedRunFile(f"{path} is the run file of another cell (key "
+                             f"{checkpoint.cell.get('key')!r}, not {key!r})")
+    return checkpoint
+
+
+def _state_class(name: str):
+    """The OptimizerState class named ``"module:qualname"`` (only within ``solvers``)."""
+    from solvers.optim.state import OptimizerState
+
+    module, _, qualname = name.partition(":")
+    if module.split(".")[0] != "solvers":
+        raise DamagedRunFile(f"its optimizer state names the class {name!r}, outside solvers")
+    kind = importlib.import_module(module)
+    for part in qualname.split("."):
+        kind = getattr(kind, part)
+    if not (isinstance(kind, type) and issubclass(kind, OptimizerState)):
+        raise DamagedRunFile(f"its optimizer state names {name!r}, not an OptimizerState")
+    return kind
+
+
+def _read_checkpoint(path: Path) -> Checkpoint:
+    import h5py
+
     with h5py.File(path, "r") as handle:
         if handle.attrs.get("format") != RUN_FORMAT:
-            raise OSError(f"{path} is not a study run file")
+            raise DamagedRunFile(f"{path} is not a study run file")
         group = handle["result"]
         kwargs = json.loads(group.attrs["fields"])
         names = {field.name for field in dataclasses.fields(OptimizationResult)}
         for name, item in group.items():
             if name == "state":
-                module, _, qualname = item.attrs["class"].partition(":")
-                kind = importlib.import_module(module)
-                for part in qualname.split("."):
-                    kind = getattr(kind, part)
+                try:
+                    kind = _state_class(str(item.attrs["class"]))
+                except DamagedRunFile as error:
+                    raise DamagedRunFile(f"{path}: {error}") from None
                 kwargs["state"] = kind.from_dict(_read_tree(item))
             elif name in names:
                 kwargs[name] = item[()]
