@@ -42,6 +42,8 @@ def _one_line_usage_error(capsys, argv, fragment):
     ({"name": "../../../escape"}, "study name '../../../escape'"),   # names the default --out
     ({"name": "a/b"}, "must be letters, digits"),
     ({"name": ".hidden"}, "starting with a letter or digit"),
+    ({"problems": [{"name": "mbb_beam", "size": [400000, 200000], "volume_fraction": 0.5}]},
+     "needs about 4.66 TiB just to be built"),   # refused before numpy tries
 ])
 def test_bad_specs_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, changes, fragment):
     out = tmp_path / "out"
@@ -159,3 +161,27 @@ def test_run_moves_a_damaged_record_aside_and_computes_its_cell_again(tmp_path, 
     _one_line_usage_error(capsys, ["run", str(spec), "--out", str(out), "--no-progress"],
                           f"record version {newer['version']}")
     assert records[0].read_bytes() == before
+
+
+def test_cells_that_cannot_fit_in_memory_are_refused_before_any_starts(tmp_path, capsys,
+                                                                       monkeypatch):
+    import studies.resources
+
+    spec = _spec(tmp_path, problems=["mbb_beam_96x32_0.5"], models=["pixel"], seeds=[-1],
+                 steps=[2], methods=[{"name": "OC", "optimizer": "oc"}], report_steps=[1])
+    out = tmp_path / "out"
+    monkeypatch.setattr(studies.resources, "available_memory", lambda: 10 ** 6)
+    _one_line_usage_error(capsys, ["run", str(spec), "--out", str(out), "--no-progress"],
+                          "mbb_beam_96x32_0.5/pixel/p3/OC/seed-1 needs about")
+    tuned = _spec(tmp_path, "tuned.json", problems=["mbb_beam_96x32_0.5"], models=["pixel"],
+                  seeds=[0], steps=[2], methods=[{"name": "GD", "optimizer": "gd"}],
+                  tune={"methods": ["GD"], "seeds": [0, 1], "trials": 2})
+    for command in ("run", "tune"):   # the trials are checked before the first starts
+        _one_line_usage_error(capsys, [command, str(tuned), "--out", str(tmp_path / "t"),
+                                       "--jobs", "2"],
+                              "2 runs at once (workers: 2) need about")
+    assert not (out / "records").exists() and not (tmp_path / "t" / "tune").exists()
+    # a refused run leaves no folder that a later run would take for a foreign one
+    assert main(["run", str(spec), "--out", str(out), "--no-progress",
+                 "--ignore-memory-check"]) == 0
+    assert "1 of 1 cells done (0 already)" in capsys.readouterr().err

@@ -50,6 +50,9 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="results folder "
                         "(default results/studies/<name>)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--ignore-memory-check", action="store_true",
+                        help="start cells even when their estimated memory (the largest, one "
+                             "per local worker) exceeds the available memory")
 
 
 def add_study_commands(subparsers, commands: dict | None = None) -> argparse.ArgumentParser:
@@ -120,11 +123,13 @@ def _command_run(args) -> int:
     try:
         tuned = None
         if study.tune is not None:
-            tune_study(study, folder, executor, shard=shard, progress=not args.no_progress)
+            tune_study(study, folder, executor, shard=shard, progress=not args.no_progress,
+                       check_memory=not args.ignore_memory_check)
             tuned = tuned_values(study, folder)
             _warn_untuned(study, folder)
         outcome = run_study(study, folder, executor, shard=shard, tuned=tuned,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress,
+                            check_memory=not args.ignore_memory_check)
         finished = True
     finally:
         executor.close(wait=finished)
@@ -145,7 +150,8 @@ def _command_tune(args) -> int:
     finished = False
     try:
         history = tune_study(study, folder, executor, shard=shard,
-                             progress=not args.no_progress, max_trials=args.max_trials)
+                             progress=not args.no_progress, max_trials=args.max_trials,
+                             check_memory=not args.ignore_memory_check)
         finished = True
     finally:
         executor.close(wait=finished)

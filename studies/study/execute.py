@@ -177,6 +177,17 @@ class BestTracker:
         return self._objective.design(theta)
 
 
+def cell_record_options(record: Mapping[str, Any]):
+    """The :class:`~solvers.result.RecordOptions` a cell runs with, from ``dataclasses.asdict``
+    of the study's: its designs always include the last iterate (the record's final design)."""
+    from solvers.result import RecordOptions
+
+    options = RecordOptions(**{**record, "designs_at": tuple(record.get("designs_at", (0, -1)))})
+    if -1 not in options.designs_at:
+        options = dataclasses.replace(options, designs_at=(*options.designs_at, -1))
+    return options
+
+
 def _objective(cell: Cell, record_options) -> Any:
     if "toy" in cell.problem_definition:
         from .toy import toy_objective
@@ -287,16 +298,11 @@ def _run_cell(cell: Cell, study_folder: StudyFolder, record: Mapping[str, Any],
               checkpoint_every: int, checkpoint_seconds: float, keep_runs: bool,
               executor: str) -> CellOutcome:
     from solvers import optimize
-    from solvers.result import RecordOptions
 
     if study_folder.finished(cell):
         return CellOutcome(cell.key, "skipped")
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    record_options = RecordOptions(**{**record, "designs_at": tuple(record.get("designs_at",
-                                                                               (0, -1)))})
-    if -1 not in record_options.designs_at:
-        record_options = dataclasses.replace(
-            record_options, designs_at=(*record_options.designs_at, -1))
+    record_options = cell_record_options(record)
     run_path = study_folder.run_path(cell)
     for target in (run_path, study_folder.record_path(cell)):  # left by a killed writer
         for stale in target.parent.glob(f".{target.name}.tmp-*") if target.parent.exists() \

@@ -65,6 +65,7 @@ class InlineExecutor:
 
     name = "inline"
     workers = 1
+    local = True  # the workers share this machine's memory
 
     def __init__(self):
         _one_thread_here()
@@ -91,6 +92,7 @@ class LocalExecutor:
     """A spawned process pool of ``jobs`` single-threaded workers."""
 
     name = "local"
+    local = True
     STOP_GRACE_S = STOP_GRACE_S
 
     def __init__(self, jobs: int):
@@ -179,6 +181,7 @@ class DaskExecutor:
 
         self._cluster = None
         self._finished: set = set()
+        self.local = address is None  # a scheduler's workers: memory this driver cannot see
         if address is None:
             if local_workers < 1:
                 raise StudyError(f"--dask-local must be >= 1; got {local_workers}")

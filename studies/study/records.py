@@ -354,7 +354,9 @@ class StudyFolder:
             raise StudyError(f"--out {self.path} is a file; give a folder")
         stored = self.read_spec()
         if stored is None:
-            if self.path.is_dir() and any(p.name not in (".gitignore",)
+            # the driver lease of a run refused before it wrote the spec is no content
+            ignored = (".gitignore", f".{self.spec_path.name}.live")
+            if self.path.is_dir() and any(p.name not in ignored
                                           for p in self.path.iterdir()) and not force:
                 raise StudyError(f"{self.path} is not empty and holds no study; choose another "
                                  f"--out (or --force to use it)")

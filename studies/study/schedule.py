@@ -31,7 +31,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 
-from .execute import CellOutcome, run_cell
+from .execute import CellOutcome, cell_record_options, run_cell
 from .records import StudyFolder
 from .spec import Cell, Study, StudyError
 
@@ -116,6 +116,32 @@ def cell_settings(study: Study, executor_name: str) -> dict:
             "executor": executor_name}
 
 
+def check_cells_memory(cells: Sequence[Cell], study: Study, executor) -> None:
+    """Refuse, before any cell starts, cells that cannot fit in this machine's memory when the
+    executor's workers run the largest of them at once (:func:`studies.resources.check_memory`).
+
+    Only where the workers share this machine (``executor.local``): a scheduler's workers are
+    elsewhere, with memory this driver cannot see. Toy cells are not estimated.
+
+    Raises:
+        StudyError: one line with the estimate, its largest parts and the available memory.
+    """
+    from studies import resources
+
+    if not getattr(executor, "local", False):
+        return
+    record = cell_record_options(dataclasses.asdict(study.record))
+    estimates = [dataclasses.replace(resources.estimate_run_memory(cell.run_config(record)),
+                                     label=cell.label)
+                 for cell in cells if "toy" not in cell.problem_definition]
+    try:
+        resources.check_memory(estimates, jobs=executor.workers)
+    except resources.InsufficientMemoryError as error:
+        message = str(error).replace("use a smaller --size, fewer --jobs, or",
+                                     "use fewer --jobs, smaller problems, or")
+        raise StudyError(message.replace("(--jobs", "(workers:")) from None
+
+
 def run_cells(cells: Sequence[Cell], folder: StudyFolder, executor, settings: dict, *,
               on_outcome: Callable[[CellOutcome], None] = lambda outcome: None,
               max_restarts: int = 3) -> list[CellOutcome]:
@@ -157,7 +183,8 @@ ORDERS = ("seed", "problem")
 
 
 def run_study(study: Study, folder: StudyFolder, executor, *, shard: tuple[int, int] | None = None,
-              progress: bool = True, tuned: dict | None = None, order: str = "seed") -> StudyRun:
+              progress: bool = True, tuned: dict | None = None, order: str = "seed",
+              check_memory: bool = True) -> StudyRun:
     """Run the unfinished evaluation cells of ``study`` (of one shard) into ``folder``.
 
     Args:
@@ -168,13 +195,15 @@ def run_study(study: Study, folder: StudyFolder, executor, *, shard: tuple[int, 
         progress: draw the overall bar on stderr.
         tuned: the tuned options of the tuning stage (``tune.tuned_values``).
         order: ``"seed"`` or ``"problem"`` (see the module docstring).
+        check_memory: refuse, before any cell starts, unfinished cells that cannot fit in
+            memory (:func:`check_cells_memory`).
 
     Returns:
         What was run.
 
     Raises:
-        StudyError: a bad ``order``, or a live process drives this folder and shard
-            (:func:`driving`).
+        StudyError: a bad ``order``, cells that cannot fit in memory, or a live process drives
+            this folder and shard (:func:`driving`).
     """
     from .spec import expand
 
@@ -185,16 +214,18 @@ def run_study(study: Study, folder: StudyFolder, executor, *, shard: tuple[int, 
     key = (lambda cell: cell.seed) if order == "seed" else \
         (lambda cell: (rank.get(cell.problem, len(rank)), cell.seed))
     with driving(study, folder, shard):
-        return _run_todo(study, folder, executor, cells, key, progress)
+        return _run_todo(study, folder, executor, cells, key, progress, check_memory)
 
 
 def _run_todo(study: Study, folder: StudyFolder, executor, cells: tuple[Cell, ...],
-              key: Callable[[Cell], object], progress: bool) -> StudyRun:
+              key: Callable[[Cell], object], progress: bool, check_memory: bool) -> StudyRun:
     """``run_study``'s work under its driver lease: the cells without a record, in ``key`` order."""
     from tqdm import tqdm
 
     todo = sorted((cell for cell in cells if not folder.finished(cell)),
                   key=key)    # stable: grid order within a seed
+    if check_memory:
+        check_cells_memory(todo, study, executor)
     folder.write_spec(study)
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=f"study {study.name}",
                unit="cell", file=sys.stderr, disable=not progress, dynamic_ncols=True,

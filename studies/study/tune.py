@@ -198,20 +198,27 @@ def _trial_loss(losses: list[float]) -> tuple[str, float | None]:
 
 def tune_study(study: Study, folder: StudyFolder, executor, *,
                shard: tuple[int, int] | None = None, progress: bool = True,
-               max_trials: int | None = None) -> dict[str, list[dict[str, Any]]]:
+               max_trials: int | None = None,
+               check_memory: bool = True) -> dict[str, list[dict[str, Any]]]:
     """Run (or continue) the tuning stage; returns group id -> its trials.
 
     Args:
         max_trials: stop every group after this many trials in all (for tests of resumption).
+        check_memory: refuse, before any trial starts, trial cells that cannot fit in memory
+            (:func:`studies.study.schedule.check_cells_memory`).
 
     Raises:
-        StudyError: no tune section, or a live process drives this folder and shard
-            (:func:`studies.study.schedule.driving`).
+        StudyError: no tune section, trial cells that cannot fit in memory, or a live process
+            drives this folder and shard (:func:`studies.study.schedule.driving`).
     """
-    from .schedule import driving
+    from .schedule import check_cells_memory, driving
 
     if study.tune is None:
         raise StudyError(f"study {study.name!r} has no tune section")
+    if check_memory:  # the step size does not change the memory: any value stands for all
+        check_cells_memory([group.trial_cell(study.tune.option, 1.0, seed)
+                            for group in tune_groups(study, shard) for seed in group.seeds],
+                           study, executor)
     with driving(study, folder, shard):
         return _tune(study, folder, executor, shard, progress, max_trials)
 
