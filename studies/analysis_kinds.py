@@ -58,6 +58,17 @@ def _check_positive(**values: int) -> None:
             raise AnalysisError(f"{name} must be a positive integer; got {value!r}")
 
 
+def _check_memory(what: str, needed: float, advice: str) -> None:
+    """Refuse settings whose arrays alone exceed the available memory (one line), before the
+    allocation fails with a traceback or the kernel's OOM killer ends the process."""
+    from studies.resources import available_memory, format_bytes
+
+    available = available_memory()
+    if available is not None and needed > available:
+        raise AnalysisError(f"{what} needs about {format_bytes(needed)} of memory, more than the "
+                            f"{format_bytes(available)} available; {advice}")
+
+
 def _number_key(value: float) -> str:
     """A float as it appears in a key: ``0.5`` -> ``"0.5"``, ``1e6`` -> ``"1e06"``."""
     return format(float(value), ".12g").replace("+", "")
@@ -154,6 +165,9 @@ class SpectrumKind:
                             scaling_theta=matrix.theta)
         n = op.shape[0]
         steps_used = min(steps, n)
+        # the start vectors of all runs, and one run's Lanczos basis (full reorthogonalization)
+        _check_memory(f"SLQ with {runs} runs of {steps_used} steps on {n} parameters",
+                      8.0 * n * (runs + steps_used + 4), "use fewer --runs or --steps")
         settings.update(steps=steps_used, requested_steps=steps, dimension=n)
         total = runs * steps_used
         counted = _ReportingOperator(op, lambda done: progress("slq", done, total))
@@ -245,6 +259,7 @@ class SurfaceKind:
         _check_positive(grid=grid)
         if grid < 2:
             raise AnalysisError(f"grid must be >= 2 points per axis; got {grid}")
+        _check_memory(f"a {grid}x{grid} surface", 8.0 * 4 * grid * grid, "use a smaller --grid")
         if extent is not None and not (math.isfinite(extent) and 0 < extent < 1e150):
             raise AnalysisError(f"extent must be a positive number below 1e150; got {extent}")
         k = analyzer.iterate_index(at)
@@ -402,6 +417,8 @@ class InterpolationKind:
         _check_positive(points=points)
         if points < 2:
             raise AnalysisError(f"points must be >= 2; got {points}")
+        _check_memory(f"interpolating at {points} points", 8.0 * 4 * points,
+                      "use fewer --points")
         a, b = analyzer.iterate_index(start), analyzer.iterate_index(end)
         if a == b:
             raise AnalysisError(f"start and end are the same iterate ({a}); choose two")

@@ -654,6 +654,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = f"{error.filename}: {error.strerror}" if error.filename else error.strerror
         print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
         return EXIT_USAGE
+    except MemoryError as error:  # what no estimate foresaw: one line, not a traceback
+        if args.debug:
+            raise
+        print(f"{prog}: error: out of memory ({' '.join(str(error).split()) or 'MemoryError'}); "
+              f"use smaller settings or a machine with more memory", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -251,7 +251,15 @@ def test_what_was_not_stored_is_a_one_line_usage_error(runs, capsys):
             (["spectrum", "--operator", "lbfgs", "--at", "final"], ["pairs only up to iterate 3",
                                                                    "--pairs-until"]),
             (["interpolate", "--from", 99], ["there is no iterate 99"]),
-            (["spectrum", "--at", "middle"], ["expected 'init', 'final' or an iterate"])):
+            (["spectrum", "--at", "middle"], ["expected 'init', 'final' or an iterate"]),
+            # settings whose arrays cannot fit: one line before any allocation, not a traceback
+            (["spectrum", "--runs", 10 ** 11, "--steps", 5], [
+                "SLQ with 100000000000 runs of 5 steps on", "TiB of memory, more than the",
+                "use fewer --runs or --steps"]),
+            (["surface", "--grid", 10 ** 6], ["a 1000000x1000000 surface needs about 29.1 TiB",
+                                              "use a smaller --grid"]),
+            (["interpolate", "--points", 10 ** 13], ["interpolating at 10000000000000 points",
+                                                     "use fewer --points"])):
         code, out, err = _cli(capsys, argv[0], path, "--run", ids["sparse"], *argv[1:],
                               "--no-progress")
         assert code == 2 and out == "", (argv, err)

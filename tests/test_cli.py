@@ -99,6 +99,18 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, stored, nrto):
     assert not (tmp_path / "new.h5").exists()  # nothing was written by a refused command
 
 
+def test_an_unforeseen_memory_error_is_one_line(monkeypatch, nrto):
+    import studies.cli
+
+    def allocate(args):
+        raise MemoryError("Unable to allocate 1.00 TiB for an array with shape (2 ** 37,)")
+    monkeypatch.setitem(studies.cli._COMMANDS, "problems", allocate)
+    code, out, err = nrto("problems")
+    assert code == 2 and out == "" and err == (
+        "nrto problems: error: out of memory (Unable to allocate 1.00 TiB for an array with "
+        "shape (2 ** 37,)); use smaller settings or a machine with more memory\n")
+
+
 def test_console_entry_point_exits_2_in_a_fresh_process(tmp_path):
     result = subprocess.run([sys.executable, "-m", "studies.cli", "inspect",
                              str(tmp_path / "missing.h5")], capture_output=True, text=True,
