@@ -389,7 +389,8 @@ def _optimize_configs(args) -> list:
 
     try:
         _check_memory_of_size(args)
-        problem = problem_fields(args.problem, args.size, args.volfrac)
+        problem = problem_fields(args.problem, args.size, args.volfrac,
+                                 check_memory=not args.ignore_memory_check)
         configs = [RunConfig(model=model, optimizer=optimizer, steps=args.steps, seed=seed,
                              penal=args.penal, filter_radius=args.filter_radius,
                              options=dict(args.option), model_options=dict(args.model_option),

@@ -138,13 +138,16 @@ def _check_build_memory(family: str, width: int, height: int) -> None:
 
 
 def problem_fields(name: str, size: tuple[int, int] | None = None,
-                   volume_fraction: float | None = None) -> dict[str, Any]:
+                   volume_fraction: float | None = None, *,
+                   check_memory: bool = True) -> dict[str, Any]:
     """The problem part of a :class:`RunConfig` for a task name, or a family at a new size.
 
     Args:
         name: a catalogued task (``"mbb_beam_96x32_0.5"``) or a family (``"mbb_beam"``).
         size: ``(width, height)`` to build the family (of the family or of the task) at a new size.
         volume_fraction: with ``size``: the volume fraction (default: the task's).
+        check_memory: refuse a size whose construction alone exceeds the available memory
+            (``--ignore-memory-check`` turns it off with the run's own check).
 
     Returns:
         ``problem, family, width, height, volume_fraction, problem_params`` keyword arguments.
@@ -188,7 +191,8 @@ def problem_fields(name: str, size: tuple[int, int] | None = None,
             f"volume fraction {volume_fraction:g} on a {width}x{height} grid leaves "
             f"{max(volume_fraction, 0) * width * height:.3g} elements of material; it must be in "
             f"(0, 1] and leave at least one (>= {1 / (width * height):.3g})")
-    _check_build_memory(family, width, height)
+    if check_memory:
+        _check_build_memory(family, width, height)
     try:
         problem = build_problem(family, width, height, volume_fraction, **params)
     except (ValueError, TypeError, UnknownProblemError) as error:
