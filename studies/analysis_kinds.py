@@ -61,10 +61,9 @@ def _check_positive(**values: int) -> None:
 def _check_memory(what: str, needed: float, advice: str) -> None:
     """Refuse settings whose arrays alone exceed the available memory (one line), before the
     allocation fails with a traceback or the kernel's OOM killer ends the process."""
-    from studies.resources import available_memory, format_bytes
+    from studies.resources import format_bytes, shortfall
 
-    available = available_memory()
-    if available is not None and needed > available:
+    if (available := shortfall(needed)) is not None:
         raise AnalysisError(f"{what} needs about {format_bytes(needed)} of memory, more than the "
                             f"{format_bytes(available)} available; {advice}")
 

@@ -331,22 +331,29 @@ def _run_problem(group) -> str | None:
     return f"dataset {lengths}" if lengths else None
 
 
-def _check_loadable(where: str, datasets: Mapping[str, Any], available: int | None) -> None:
-    """Refuse to load ``datasets`` (name -> h5py dataset; uint8 designs count as the float64
-    they become) when they need more than ``available`` bytes: a damaged or crafted file can
-    declare shapes of terabytes that hold nothing (HDF5 fills unwritten chunks).
+def _check_loadable(where: str, group) -> None:
+    """Refuse to load the datasets of ``group`` (an h5py group: a run with its optimizer state,
+    or an analysis; uint8 designs count as the float64 they become) when they need more than
+    the available memory: a damaged or crafted file can declare shapes of terabytes that hold
+    nothing (HDF5 fills unwritten chunks).
 
     Raises:
         StoreError: one line with what is needed, the largest dataset and what is available.
     """
-    from studies.resources import format_bytes
+    import h5py
 
-    if available is None or not datasets:
-        return
+    from studies.resources import format_bytes, shortfall
+
+    datasets: dict[str, Any] = {}
+
+    def collect(name: str, item) -> None:  # returning a value would stop the visit
+        if isinstance(item, h5py.Dataset) and not name.startswith("analysis/"):
+            datasets[name] = item
+    group.visititems(collect)
     sizes = {name: math.prod(d.shape) * (8 if d.dtype == np.uint8 else d.dtype.itemsize)
              for name, d in datasets.items()}
     needed = sum(sizes.values())
-    if needed > available:
+    if sizes and (available := shortfall(needed)) is not None:
         name = max(sizes, key=sizes.__getitem__)
         raise StoreError(f"{where} needs {format_bytes(needed)} of memory to load (its "
                          f"dataset {name!r} has shape {datasets[name].shape}, "
@@ -491,17 +498,7 @@ class ResultsFile:
             problem = _run_problem(group)
             if problem is not None:
                 raise self._broken(run_id, problem)
-            import h5py
-
-            from studies.resources import available_memory
-
-            state = group.get(_STATE_GROUP)
-            _check_loadable(
-                f"{self.path}: {run_id}",
-                {**{name: group[name] for name in _DATASETS if name in group},
-                 **({f"{_STATE_GROUP}/{name}": d for name, d in state.items()
-                     if isinstance(d, h5py.Dataset)} if isinstance(state, h5py.Group) else {})},
-                available_memory())
+            _check_loadable(f"{self.path}: {run_id}", group)
             try:
                 return self._read(run_id, group)
             except (KeyError, ValueError, TypeError, OSError) as error:
@@ -563,10 +560,7 @@ class ResultsFile:
                 have = [f"{k}/{key_}" for k, g in (root or {}).items() for key_ in g]
                 raise RunNotFoundError(f"{run_id} has no analysis {name!r}; stored: "
                                        f"{', '.join(sorted(have)) or 'none'}")
-            from studies.resources import available_memory
-
-            _check_loadable(f"{self.path}: {run_id} analysis {name}", dict(group.items()),
-                            available_memory())
+            _check_loadable(f"{self.path}: {run_id} analysis {name}", group)
             a = group.attrs
             return StoredAnalysis(
                 run_id=run_id, name=f"{kind}/{key}", kind=kind, key=key,

@@ -231,8 +231,19 @@ def format_bytes(count: float) -> str:
     return f"{int(count)} B"
 
 
+def shortfall(needed: float) -> int | None:
+    """The available bytes when ``needed`` exceeds them, else None (also where the kernel does
+    not say): ``if (available := shortfall(n)) is not None: raise ...``."""
+    available = available_memory()
+    return available if available is not None and needed > available else None
+
+
+_RUN_ADVICE = "use a smaller --size, fewer --jobs, or --ignore-memory-check to run anyway"
+
+
 def check_memory(estimates: Sequence[MemoryEstimate], *, jobs: int = 1,
-                 available: int | None = None) -> None:
+                 available: int | None = None, workers: str = "--jobs",
+                 advice: str = _RUN_ADVICE) -> None:
     """Refuse runs that cannot fit in memory, before any of them starts.
 
     With ``jobs`` worker processes the ``jobs`` largest runs may be alive at once, each in its
@@ -243,6 +254,8 @@ def check_memory(estimates: Sequence[MemoryEstimate], *, jobs: int = 1,
         jobs: worker processes.
         available: bytes available (default: :func:`available_memory`; where that is None, e.g.
             on a system without ``/proc/meminfo``, nothing is checked).
+        workers: how the message names the workers (``"--jobs"`` for the command line).
+        advice: the message's last clause, what to do instead.
 
     Raises:
         InsufficientMemoryError: the estimate exceeds the available memory; the message names
@@ -260,7 +273,7 @@ def check_memory(estimates: Sequence[MemoryEstimate], *, jobs: int = 1,
     worst = together[0]
     parts = ", ".join(f"{name} {format_bytes(size)}" for name, size in worst.largest())
     if len(together) > 1:
-        what = (f"{len(together)} runs at once (--jobs {jobs}) need about "
+        what = (f"{len(together)} runs at once ({workers} {jobs}) need about "
                 f"{format_bytes(needed)} ({needed:.3g} bytes; the largest, {worst.label}: "
                 f"{parts})")
     else:
@@ -268,5 +281,4 @@ def check_memory(estimates: Sequence[MemoryEstimate], *, jobs: int = 1,
                 f"{parts})")
     raise InsufficientMemoryError(
         f"{what}, but this machine has {format_bytes(available)} ({available:.3g} bytes) "
-        f"available (MemAvailable); use a smaller --size, fewer --jobs, or "
-        f"--ignore-memory-check to run anyway")
+        f"available (MemAvailable); {advice}")

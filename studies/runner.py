@@ -126,11 +126,10 @@ BUILD_BYTES_PER_NODE = 64
 def _check_build_memory(family: str, width: int, height: int) -> None:
     """Refuse a size whose mere construction cannot fit in the available memory (before numpy
     fails, or worse, the kernel's OOM killer ends the process without a word)."""
-    from studies.resources import available_memory, format_bytes
+    from studies.resources import format_bytes, shortfall
 
     needed = BUILD_BYTES_PER_NODE * (width + 1) * (height + 1)
-    available = available_memory()
-    if available is not None and needed > available:
+    if (available := shortfall(needed)) is not None:
         raise ConfigurationError(
             f"{family} at {width}x{height} needs about {format_bytes(needed)} just to be built "
             f"({BUILD_BYTES_PER_NODE} bytes per node), but this machine has "

@@ -26,7 +26,6 @@ import math
 import os
 import platform
 import socket
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -35,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .records import CompactRecord, StudyFolder, design_to_uint8
+from .records import CompactRecord, StudyFolder, design_to_uint8, set_aside
 from .runfile import DamagedRunFile, read_checkpoint, write_checkpoint
 from .spec import Cell
 
@@ -281,17 +280,14 @@ def run_cell(cell_data: Mapping[str, Any], folder: str, *, record: Mapping[str, 
 
 
 def _usable_checkpoint(run_path: Path, key: str):
-    """The cell's run file read back, None when there is none, or ``"damaged"`` when it could
-    not be read: then it is moved aside to ``<key>.h5.damaged`` (kept for inspection) with a
-    warning on stderr, and the cell starts again from its beginning."""
+    """``(checkpoint, damaged)``: the cell's run file read back (None when there is none), and
+    whether a damaged one was moved aside (to ``<key>.h5.damaged``, with a warning): then the
+    cell starts again from its beginning."""
     try:
-        return read_checkpoint(run_path, key)
+        return read_checkpoint(run_path, key), False
     except DamagedRunFile as error:
-        aside = run_path.with_name(run_path.name + ".damaged")
-        os.replace(run_path, aside)
-        print(f"warning: {error}; moved to {aside.name}, the cell starts again",
-              file=sys.stderr, flush=True)
-        return "damaged"
+        set_aside(run_path, str(error), "the cell starts again")
+        return None, True
 
 
 def _run_cell(cell: Cell, study_folder: StudyFolder, record: Mapping[str, Any],
@@ -310,10 +306,8 @@ def _run_cell(cell: Cell, study_folder: StudyFolder, record: Mapping[str, Any],
             stale.unlink(missing_ok=True)
     try:
         objective = BestTracker(_objective(cell, record_options))
-        checkpoint, restarted = _usable_checkpoint(run_path, cell.key), 0
-        if checkpoint == "damaged":
-            checkpoint, restarted = None, 1
-        resume, previous_wall, previous_cpu = None, 0.0, 0.0
+        checkpoint, damaged = _usable_checkpoint(run_path, cell.key)
+        resume, previous_wall, previous_cpu, restarted = None, 0.0, 0.0, int(damaged)
         if checkpoint is not None and checkpoint.partial:
             if getattr(checkpoint.result, "state", None) is not None:
                 resume = checkpoint.result

@@ -56,17 +56,18 @@ __all__ = [
     "decode_array",
     "design_to_uint8",
     "encode_array",
+    "set_aside",
 ]
 
 RECORD_FORMAT = "nrto-study-record"
 RECORD_VERSION = 1
+SPEC_FORMAT = "nrto-study"
 
 
 class DamagedRecord(StudyError):
     """A file in a record's place that cannot be read as a compact record (not JSON, another
     format, a missing or malformed field, another cell's record). A record of a newer version
     is not damaged: it raises a plain :class:`StudyError` (this nrto is too old to read it)."""
-SPEC_FORMAT = "nrto-study"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -87,6 +88,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def set_aside(path: Path, problem: str, consequence: str) -> Path:
+    """Move a damaged study file to ``<name>.damaged`` beside it (kept for inspection; an older
+    one of that name is replaced) and warn on stderr: ``warning: PROBLEM; moved to NAME,
+    CONSEQUENCE``. Returns the new path."""
+    aside = path.with_name(path.name + ".damaged")
+    os.replace(path, aside)
+    print(f"warning: {problem}; moved to {aside.name}, {consequence}", file=sys.stderr,
+          flush=True)
+    return aside
 
 
 def encode_array(array: np.ndarray) -> dict[str, Any]:
@@ -393,10 +405,7 @@ class StudyFolder:
         try:
             self._read(path, cell)
         except DamagedRecord as error:
-            aside = path.with_name(path.name + ".damaged")
-            os.replace(path, aside)
-            print(f"warning: {error}; moved to {aside.name}, its cell is computed again",
-                  file=sys.stderr, flush=True)
+            set_aside(path, str(error), "its cell is computed again")
             return False
         return True
 

@@ -135,11 +135,11 @@ def check_cells_memory(cells: Sequence[Cell], study: Study, executor) -> None:
                                      label=cell.label)
                  for cell in cells if "toy" not in cell.problem_definition]
     try:
-        resources.check_memory(estimates, jobs=executor.workers)
+        resources.check_memory(estimates, jobs=executor.workers, workers="workers:",
+                               advice="use fewer --jobs, smaller problems, or "
+                                      "--ignore-memory-check to run anyway")
     except resources.InsufficientMemoryError as error:
-        message = str(error).replace("use a smaller --size, fewer --jobs, or",
-                                     "use fewer --jobs, smaller problems, or")
-        raise StudyError(message.replace("(--jobs", "(workers:")) from None
+        raise StudyError(str(error)) from None
 
 
 def run_cells(cells: Sequence[Cell], folder: StudyFolder, executor, settings: dict, *,

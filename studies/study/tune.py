@@ -22,13 +22,12 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import statistics
 import sys
 from collections.abc import Mapping
 from typing import Any
 
-from .records import StudyFolder, atomic_write_bytes
+from .records import StudyFolder, atomic_write_bytes, set_aside
 from .schedule import cell_settings, in_shard
 from .spec import Cell, Study, StudyError
 
@@ -129,10 +128,7 @@ def _load(folder: StudyFolder, group: TuneGroup, repair: bool = False) -> list[d
         if not repair:
             raise StudyError(f"{problem}; `nrto study run` (or tune) moves it aside and "
                              f"replays its trials from their cells' records") from None
-        aside = path.with_name(path.name + ".damaged")
-        os.replace(path, aside)
-        print(f"warning: {problem}; moved to {aside.name}, its trials are replayed from their "
-              f"cells' records", file=sys.stderr, flush=True)
+        set_aside(path, problem, "its trials are replayed from their cells' records")
         return []
     return list(trials)
 
