@@ -107,6 +107,28 @@ def test_bad_specs_raise_one_line(changes, message):
     assert "\n" not in str(error.value)
 
 
+def test_a_grid_too_large_is_refused_before_expansion():
+    """A mistyped range of seeds must not spend minutes and gigabytes expanding the grid."""
+    import time
+
+    from studies.study.spec import MAX_GRID_CELLS
+
+    methods = [{"name": "LBFGS", "optimizer": "lbfgs"},
+               {"name": "OC", "optimizer": "oc", "models": ["pixel"], "seeds": [0]}]
+    study = _study(models=["pixel", "cnn"], methods=methods, seeds=list(range(10 ** 6)))
+    assert study.grid_size == 2 * (2 * 10 ** 6 + 1)
+    start = time.perf_counter()
+    with pytest.raises(StudyError, match=r"4,000,002 cells before exclusions \(2 problems x 2 "
+                                         r"models .* 1000000 seeds.*at most 100,000") as error:
+        expand(study)
+    assert "\n" not in str(error.value) and time.perf_counter() - start < 5
+    # the bound counts each method on its own models, budgets and seeds, like the expansion
+    fits = _study(seeds=list(range(MAX_GRID_CELLS // 4)))
+    assert fits.grid_size == MAX_GRID_CELLS // 4 * 2 * 2
+    small = _study(methods=methods)
+    assert small.grid_size == len(expand(small))
+
+
 def test_the_thesis_table_3_3_grid_with_step_sizes_per_test_code():
     """16 test codes x 6 optimizers x 10 seeds, the published steps as per-cell overrides."""
     from solvers.optim.step_sizes import THESIS_STEP_SIZES, THESIS_TASKS

@@ -57,6 +57,7 @@ from solvers.result import RecordOptions
 
 __all__ = [
     "CURVES",
+    "MAX_GRID_CELLS",
     "Cell",
     "MethodEntry",
     "Override",
@@ -73,6 +74,10 @@ CURVES = ("evaluation", "iterate")
 MODELS = ("cnn", "pixel")
 _MATCH_KEYS = ("problem", "model", "penal", "method", "optimizer", "variant", "seed", "steps")
 _OVERRIDE_FIELDS = ("options", "model_options", "steps", "filter_radius")
+#: The most cells a study's grid may have before exclusions. Every cell writes its own record
+#: file that ``status`` and ``report`` read, and expanding the grid takes about 0.1 ms per cell,
+#: so a larger grid (usually a mistyped range of seeds) is refused before any work.
+MAX_GRID_CELLS = 100_000
 
 
 class StudyError(ValueError):
@@ -524,6 +529,15 @@ class Study:
             "tune": None if self.tune is None else self.tune.to_dict()}, "study")
 
     @property
+    def grid_size(self) -> int:
+        """The number of cells of the grid before exclusions (each method on its own models,
+        budgets and seeds); :func:`expand` refuses more than :data:`MAX_GRID_CELLS`."""
+        per_model = sum(len(m.steps or self.steps) * len(m.seeds or self.seeds)
+                        * sum(1 for model in self.models if not m.models or model in m.models)
+                        for m in self.methods)
+        return len(self.problems) * len(self.penalties) * len(self.variants) * per_model
+
+    @property
     def fingerprint(self) -> str:
         """SHA-256 of the canonical spec: a results folder belongs to one fingerprint."""
         return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()
@@ -659,9 +673,19 @@ def expand(study: Study, tuned: Mapping[tuple, float] | None = None) -> tuple[Ce
     Raises:
         StudyError: a cell the solvers cannot run (a pixel-only method on the CNN, a CNN size it
             cannot produce, the CNN at seed -1, an option the method lacks), a duplicate cell,
-            or an empty grid after exclusions.
+            an empty grid after exclusions, or a grid of more than :data:`MAX_GRID_CELLS` cells.
     """
     from .tune import group_id
+
+    if study.grid_size > MAX_GRID_CELLS:
+        axes = " x ".join(f"{len(getattr(study, axis))} {axis}" for axis in
+                          ("problems", "models", "penalties", "methods", "variants", "steps",
+                           "seeds"))
+        raise StudyError(f"study {study.name!r}: its grid has {study.grid_size:,} cells before "
+                         f"exclusions ({axes}, with the methods' own budgets and seeds); a study "
+                         f"holds at most {MAX_GRID_CELLS:,} (each cell writes its own record): "
+                         f"shorten an axis (a mistyped range of seeds?) or split it into several "
+                         f"studies")
 
     cells, seen, coordinates = [], {}, {}
     checked: set[str] = set()
