@@ -27,6 +27,7 @@ from pathlib import Path
 
 import filelock
 
+from studies.jsontext import loads_json
 from studies.outputs import atomic_output
 from studies.store import StoreError
 
@@ -62,7 +63,7 @@ def lease_folder(path: str | os.PathLike) -> Path:
 
 def _read_holder(sidecar: Path) -> LeaseHolder | None:
     try:
-        data = json.loads(sidecar.read_text())
+        data = loads_json(sidecar.read_text())
         return LeaseHolder(int(data["pid"]), str(data["host"]), str(data["started"]))
     except FileNotFoundError:
         return None

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from studies.jsontext import loads_json
 from solvers.flat import ParameterSpec
 from solvers.optim.state import OptimizerState
 from solvers.result import STATUSES, OptimizationResult, length_problem, stored_fields
@@ -259,7 +260,7 @@ def _open(path: Path):
 
 
 _ATTRIBUTE_READERS = {"str": lambda v: _text(v), "int": int, "float": float, "bool": bool,
-                      "json": lambda v: json.loads(_text(v))}
+                      "json": lambda v: loads_json(_text(v))}
 
 
 def _text(value: Any) -> str:
@@ -292,7 +293,7 @@ def _run_problem(group) -> str | None:
     if missing:
         return f"attribute {missing[0]!r} is missing"
     try:
-        RunConfig.from_dict(json.loads(_text(a["config"])))
+        RunConfig.from_dict(loads_json(_text(a["config"])))
     except (ValueError, TypeError, AttributeError) as error:
         return f"attribute 'config' is broken ({' '.join(str(error).split())[:120]})"
     for name, spec in _ATTRIBUTES.items():
@@ -304,12 +305,12 @@ def _run_problem(group) -> str | None:
         return f"unknown status {_text(a['status'])!r}"
     for name in ("versions", "parameter_specs"):
         try:
-            json.loads(_text(a[name]))
+            loads_json(_text(a[name]))
         except ValueError:
             return f"attribute {name!r} is not valid JSON"
     try:
         parameters = sum(math.prod(int(n) for n in shape)
-                         for _, shape, _ in json.loads(_text(a["parameter_specs"])))
+                         for _, shape, _ in loads_json(_text(a["parameter_specs"])))
     except (ValueError, TypeError):
         return "attribute 'parameter_specs' is not a list of [name, shape, kind]"
     for name in _REQUIRED_DATASETS:
@@ -479,7 +480,7 @@ class ResultsFile:
         a = group.attrs
         return RunSummary(
             run_id=run_id, label=_text(a["label"]),
-            config=RunConfig.from_dict(json.loads(_text(a["config"]))),
+            config=RunConfig.from_dict(loads_json(_text(a["config"]))),
             status=_text(a["status"]), partial=bool(a["partial"]),
             iterations=int(a["iterations"]), evaluations=int(a["evaluations"]),
             final_loss=float(a["final_loss"]), best_loss=float(a["best_loss"]),
@@ -516,14 +517,14 @@ class ResultsFile:
         result = OptimizationResult(**fields)
         dirty = _text(a["git_dirty"])
         provenance = Provenance(
-            versions=json.loads(_text(a["versions"])), git_revision=_text(a["git_revision"]),
+            versions=loads_json(_text(a["versions"])), git_revision=_text(a["git_revision"]),
             git_dirty=None if dirty == "unknown" else dirty == "yes",
             hostname=_text(a["hostname"]), created=_text(a["created"]),
             updated=_text(a["updated"]))
         specs = tuple(ParameterSpec(name, tuple(shape), kind) for name, shape, kind
-                      in json.loads(_text(a["parameter_specs"])))
+                      in loads_json(_text(a["parameter_specs"])))
         return StoredRun(run_id=run_id, label=_text(a["label"]),
-                         config=RunConfig.from_dict(json.loads(_text(a["config"]))),
+                         config=RunConfig.from_dict(loads_json(_text(a["config"]))),
                          result=result, partial=bool(a["partial"]), provenance=provenance,
                          parameter_specs=specs)
 
@@ -539,7 +540,7 @@ class ResultsFile:
                 for key, group in sorted(kind_group.items()):
                     found.append(AnalysisSummary(
                         name=f"{kind}/{key}", kind=kind, key=key,
-                        settings=json.loads(_text(group.attrs["settings"])),
+                        settings=loads_json(_text(group.attrs["settings"])),
                         created=_text(group.attrs["created"]),
                         shapes={name: tuple(dataset.shape) for name, dataset in group.items()}))
             return found
@@ -564,7 +565,7 @@ class ResultsFile:
             a = group.attrs
             return StoredAnalysis(
                 run_id=run_id, name=f"{kind}/{key}", kind=kind, key=key,
-                settings=json.loads(_text(a["settings"])), created=_text(a["created"]),
+                settings=loads_json(_text(a["settings"])), created=_text(a["created"]),
                 arrays={n: d[()] for n, d in group.items()},
                 axes={n: tuple(_text(axis) for axis in d.attrs["axes"])
                       for n, d in group.items()},

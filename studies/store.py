@@ -38,7 +38,6 @@ import contextlib
 import datetime
 import functools
 import importlib.metadata
-import json
 import math
 import os
 import platform
@@ -51,6 +50,7 @@ from typing import Any
 import filelock
 import numpy as np
 
+from studies.jsontext import loads_json
 from solvers.flat import ParameterSpec
 from solvers.optim.state import OptimizerState
 from solvers.result import OptimizationResult
@@ -440,7 +440,7 @@ def drop_arrays(path: str | os.PathLike, run_id: str | int, names: Sequence[str]
                 for member in group:
                     if member not in drop:
                         source.copy(group[member], slim, name=member)
-                before = json.loads(_text(group.attrs.get("dropped_arrays", "[]")))
+                before = loads_json(_text(group.attrs.get("dropped_arrays", "[]")))
                 slim.attrs["dropped_arrays"] = _dumps(sorted(set(before) | (drop & set(
                     _DATASETS))))
     return run_id

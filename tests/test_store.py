@@ -272,6 +272,8 @@ def _damage(path: Path, how: str) -> None:
             del group["loss_per_iterate"]
         elif how == "broken config":
             group.attrs["config"] = '{"problem": "mbb'
+        elif how == "deep config":  # deeper than Python's recursive JSON parser can go
+            group.attrs["config"] = "[" * 100_000 + "]" * 100_000
         elif how == "bad status":
             group.attrs["status"] = "exploded"
         elif how == "wrong axes":
@@ -295,6 +297,7 @@ def _damage(path: Path, how: str) -> None:
 @pytest.mark.parametrize("how, words", [("missing dataset", "dataset 'loss_per_iterate' is "
                                          "missing"),
                                         ("broken config", "attribute 'config' is broken"),
+                                        ("deep config", "attribute 'config' is broken"),
                                         ("bad status", "not a valid|unknown status"),
                                         ("wrong axes", "dataset 'x' should have 1 axes"),
                                         ("short curve", "dataset 'loss_per_iterate' has 1 "

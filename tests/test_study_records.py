@@ -150,6 +150,7 @@ def test_damaged_records_are_one_clear_error_naming_the_file():
     cases = [
         ('{"format": "nrto-study-record", "deterministic": {', "is not a compact record"),
         ("[]", r"is not a compact record \(format 'list'\)"),
+        ("[" * 100_000 + "]" * 100_000, "is not a compact record .*nested too deeply"),
         (damaged(lambda d: d.update(version="x")), r"version 'x'"),
         (damaged(lambda d: d.update(version=99)), "record version 99"),
         (damaged(lambda d: d.pop("deterministic")), "no field 'deterministic'"),

@@ -107,6 +107,17 @@ def test_bad_specs_raise_one_line(changes, message):
     assert "\n" not in str(error.value)
 
 
+def test_a_spec_nested_too_deeply_is_one_line_not_a_traceback(tmp_path):
+    """Python's JSON and TOML parsers recurse: 100 000 nested brackets raised RecursionError."""
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "s.json").write_text(f'{{"name": "x", "problems": {deep}}}')
+    (tmp_path / "s.toml").write_text(f'name = "x"\nproblems = {deep}\n')
+    for name in ("s.json", "s.toml"):
+        with pytest.raises(StudyError, match=f"{name}: nested too deeply to parse") as error:
+            load_study(tmp_path / name)
+        assert "\n" not in str(error.value)
+
+
 def test_a_grid_too_large_is_refused_before_expansion():
     """A mistyped range of seeds must not spend minutes and gigabytes expanding the grid."""
     import time

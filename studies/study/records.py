@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from studies.jsontext import loads_json
 from .spec import Cell, Study, StudyError, canonical_json
 
 __all__ = [
@@ -261,7 +262,7 @@ class CompactRecord:
             StudyError: a record of a newer version than this nrto reads.
         """
         try:
-            data = json.loads(text)
+            data = loads_json(text)
         except json.JSONDecodeError as error:
             raise DamagedRecord(f"{where} is not a compact record ({error})") from None
         if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
@@ -339,7 +340,7 @@ class StudyFolder:
         if not self.spec_path.exists():
             return None
         try:
-            data = json.loads(self.spec_path.read_text())
+            data = loads_json(self.spec_path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise StudyError(f"{self.spec_path} is not a study spec ({error})") from None
         if data.get("format") != SPEC_FORMAT:
@@ -454,7 +455,7 @@ class StudyFolder:
         if not path.exists():
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = loads_json(path.read_text(encoding="utf-8"))
             d = data["deterministic"]
             if d["cell"]["key"] != cell.key:
                 raise KeyError("key")

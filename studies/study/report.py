@@ -17,7 +17,6 @@ the median seed; on request the raw curve of every seed).
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from studies.jsontext import loads_json
 from .records import CompactRecord, StudyFolder
 from .spec import Cell, expand
 
@@ -81,7 +81,7 @@ def study_status(path: str | Path) -> dict[str, Any]:
         tune_cpu = 0.0
         for trial_folder in [folder.records_dir("tune")]:
             for file in trial_folder.glob("*.json") if trial_folder.exists() else []:
-                tune_cpu += float(json.loads(file.read_text()).get("provenance", {})
+                tune_cpu += float(loads_json(file.read_text()).get("provenance", {})
                                   .get("cpu_s", 0.0))
         tuned_methods = set(study.tune.methods)
         untuned = {g.id for g in untuned_groups(study, folder)}

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from studies.jsontext import loads_json
 from solvers.result import OptimizationResult
 
 __all__ = ["RUN_FORMAT", "Checkpoint", "DamagedRunFile", "read_checkpoint", "write_checkpoint"]
@@ -84,7 +85,7 @@ def _write_tree(group, value: Mapping[str, Any]) -> None:
 def _read_tree(group) -> dict[str, Any]:
     import h5py
 
-    out = json.loads(group.attrs.get("plain", "{}"))
+    out = loads_json(group.attrs.get("plain", "{}"))
     for name, item in group.items():
         out[name] = _read_tree(item) if isinstance(item, h5py.Group) else item[()]
     return out
@@ -178,7 +179,7 @@ def _read_checkpoint(path: Path) -> Checkpoint:
         if handle.attrs.get("format") != RUN_FORMAT:
             raise DamagedRunFile(f"{path} is not a study run file")
         group = handle["result"]
-        kwargs = json.loads(group.attrs["fields"])
+        kwargs = loads_json(group.attrs["fields"])
         names = {field.name for field in dataclasses.fields(OptimizationResult)}
         for name, item in group.items():
             if name == "state":
@@ -195,4 +196,4 @@ def _read_checkpoint(path: Path) -> Checkpoint:
         return Checkpoint(result=result, partial=bool(a["partial"]), best_x=best_x,
                           best_loss=float(a["best_loss"]),
                           best_evaluation=int(a["best_evaluation"]), wall_s=float(a["wall_s"]),
-                          cpu_s=float(a["cpu_s"]), cell=json.loads(a["cell"]))
+                          cpu_s=float(a["cpu_s"]), cell=loads_json(a["cell"]))

@@ -53,6 +53,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from studies.jsontext import loads_json, loads_toml
 from solvers.result import RecordOptions
 
 __all__ = [
@@ -92,7 +93,7 @@ def canonical_json(value: Any) -> str:
 def _plain(value: Any, where: str) -> Any:
     """A JSON-normalized copy (tuples become lists; rejects what JSON cannot hold)."""
     try:
-        return json.loads(json.dumps(value, allow_nan=False))
+        return loads_json(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as error:
         raise StudyError(f"{where}: {error} (use numbers, strings, booleans, lists, tables)") \
             from None
@@ -559,9 +560,9 @@ def load_study(path: str | Path) -> Study:
         raise StudyError(f"no such study spec: {path}")
     try:
         if path.suffix == ".toml":
-            data = tomllib.loads(path.read_text())
+            data = loads_toml(path.read_text())
         elif path.suffix == ".json":
-            data = json.loads(path.read_text())
+            data = loads_json(path.read_text())
         elif path.suffix == ".py":
             data = runpy.run_path(str(path)).get("STUDY")
             if data is None:

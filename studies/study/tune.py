@@ -27,6 +27,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from studies.jsontext import loads_json
 from .records import StudyFolder, atomic_write_bytes, set_aside
 from .schedule import cell_settings, in_shard
 from .spec import Cell, Study, StudyError
@@ -115,7 +116,7 @@ def _load(folder: StudyFolder, group: TuneGroup, repair: bool = False) -> list[d
     if not path.exists():
         return []
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("group") != group.id:
             found = data.get("group") if isinstance(data, dict) else type(data).__name__
             raise ValueError(f"it holds the trials of {found!r}, not {group.id!r}")
@@ -321,7 +322,7 @@ def tuning_progress(study: Study, folder: StudyFolder) -> TuningProgress:
     for key in sorted(keys):
         path = folder.tune_dir / "records" / f"{key}.json"
         if path.exists():  # the provenance only: no need to decode the record's arrays
-            cpu += float(json.loads(path.read_text()).get("provenance", {}).get("cpu_s") or 0.0)
+            cpu += float(loads_json(path.read_text()).get("provenance", {}).get("cpu_s") or 0.0)
     return TuningProgress(done, total, cpu)
 
 
