@@ -116,6 +116,12 @@ def test_a_spec_nested_too_deeply_is_one_line_not_a_traceback(tmp_path):
         with pytest.raises(StudyError, match=f"{name}: nested too deeply to parse") as error:
             load_study(tmp_path / name)
         assert "\n" not in str(error.value)
+    # what a bad entry got is echoed cut short, not in full
+    with pytest.raises(StudyError, match=r"got \[\[\[\[\.\.\.\]\]\]\]$"):
+        _study(problems=[[[[[[["mbb_beam_96x32_0.5"]]]]]]])
+    with pytest.raises(StudyError, match=r"got 'aaa+\.\.\.a+'$") as error:
+        _study(seeds=[0, "a" * 10_000])
+    assert len(str(error.value)) < 120
 
 
 def test_a_grid_too_large_is_refused_before_expansion():

@@ -47,6 +47,7 @@ import json
 import math
 import numbers
 import re
+import reprlib
 import runpy
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -75,6 +76,9 @@ CURVES = ("evaluation", "iterate")
 MODELS = ("cnn", "pixel")
 _MATCH_KEYS = ("problem", "model", "penal", "method", "optimizer", "variant", "seed", "steps")
 _OVERRIDE_FIELDS = ("options", "model_options", "steps", "filter_radius")
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxlist, _SHORT_REPR.maxdict = 3, 8, 8
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = 60
 #: The most cells a study's grid may have before exclusions. Every cell writes its own record
 #: file that ``status`` and ``report`` read, and expanding the grid takes about 0.1 ms per cell,
 #: so a larger grid (usually a mistyped range of seeds) is refused before any work.
@@ -83,6 +87,11 @@ MAX_GRID_CELLS = 100_000
 
 class StudyError(ValueError):
     """A spec that cannot be run as written (the message is one line saying what and how)."""
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut to a line: an error echoes what it got, not a megabyte of it."""
+    return _SHORT_REPR.repr(value)
 
 
 def canonical_json(value: Any) -> str:
@@ -114,7 +123,7 @@ def _int_list(value: Any, where: str, *, low: int) -> tuple[int, ...]:
     out = []
     for item in values:
         if isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < low:
-            raise StudyError(f"{where} must hold integers >= {low}; got {item!r}")
+            raise StudyError(f"{where} must hold integers >= {low}; got {_shown(item)}")
         out.append(int(item))
     return tuple(out)
 
@@ -125,7 +134,7 @@ def _float_list(value: Any, where: str) -> tuple[float, ...]:
     for item in values:
         if isinstance(item, bool) or not isinstance(item, numbers.Real) \
                 or not math.isfinite(item) or item <= 0:
-            raise StudyError(f"{where} must hold finite positive numbers; got {item!r}")
+            raise StudyError(f"{where} must hold finite positive numbers; got {_shown(item)}")
         out.append(float(item))
     return tuple(out)
 
@@ -166,7 +175,7 @@ class ProblemEntry:
             entry = {"name": entry}
         if not isinstance(entry, Mapping):
             raise StudyError(f"a problem is a task name or a table {{name, size, "
-                             f"volume_fraction, label, params}}; got {entry!r}")
+                             f"volume_fraction, label, params}}; got {_shown(entry)}")
         if "definition" in entry:  # the resolved form written by Study.to_dict
             _check_keys(entry, ("label", "definition"), "problem")
             return cls(str(entry["label"]), _plain(dict(entry["definition"]), "problem"))
@@ -174,7 +183,7 @@ class ProblemEntry:
                     "problem")
         name = entry.get("name")
         if not isinstance(name, str) or not name:
-            raise StudyError(f"a problem needs a name; got {entry!r}")
+            raise StudyError(f"a problem needs a name; got {_shown(entry)}")
         if name.startswith("toy/"):
             kind = name[len("toy/"):]
             if kind not in TOY_KINDS:
@@ -185,7 +194,8 @@ class ProblemEntry:
         size = entry.get("size")
         if size is not None:
             if not (isinstance(size, (list, tuple)) and len(size) == 2):
-                raise StudyError(f"problem {name!r}: size must be [width, height]; got {size!r}")
+                raise StudyError(f"problem {name!r}: size must be [width, height]; "
+                                 f"got {_shown(size)}")
             size = tuple(_int_list(list(size), f"problem {name!r} size", low=1))
         try:
             fields = problem_fields(name, size, entry.get("volume_fraction"))
@@ -229,13 +239,13 @@ class MethodEntry:
             entry = {"name": entry.upper(), "optimizer": entry}
         if not isinstance(entry, Mapping):
             raise StudyError(f"a method is an optimizer name or a table {{name, optimizer, "
-                             f"options, steps, seeds, models, curve}}; got {entry!r}")
+                             f"options, steps, seeds, models, curve}}; got {_shown(entry)}")
         _check_keys(entry, ("name", "optimizer", "options", "steps", "seeds", "models", "curve"),
                     "method")
         optimizer = entry.get("optimizer")
         name = entry.get("name", optimizer)
         if not isinstance(optimizer, str) or not isinstance(name, str) or not name:
-            raise StudyError(f"a method needs an optimizer name; got {dict(entry)!r}")
+            raise StudyError(f"a method needs an optimizer name; got {_shown(dict(entry))}")
         _check_method(optimizer, entry.get("options", {}), f"method {name!r}")
         models = tuple(entry.get("models", ()))
         for model in models:
@@ -244,7 +254,8 @@ class MethodEntry:
                                  f"{', '.join(MODELS)}")
         curve = entry.get("curve")
         if curve is not None and curve not in CURVES:
-            raise StudyError(f"method {name!r}: curve must be one of {CURVES}; got {curve!r}")
+            raise StudyError(f"method {name!r}: curve must be one of {CURVES}; "
+                             f"got {_shown(curve)}")
         return cls(name, optimizer, _plain(dict(entry.get("options", {})), f"method {name}"),
                    _int_list(entry.get("steps", []), f"method {name!r} steps", low=1),
                    _int_list(entry.get("seeds", []), f"method {name!r} seeds", low=-1),
@@ -255,7 +266,7 @@ def _check_method(optimizer: str, options: Mapping[str, Any], where: str) -> Non
     from solvers.optim.options import make_options
 
     if not isinstance(options, Mapping):
-        raise StudyError(f"{where}: options must be a table; got {options!r}")
+        raise StudyError(f"{where}: options must be a table; got {_shown(options)}")
     try:
         make_options(optimizer, dict(options))
     except (TypeError, ValueError) as error:
@@ -280,7 +291,7 @@ class Override:
     def parse(cls, entry: Any, where: str = "override") -> Override:
         if not isinstance(entry, Mapping):
             raise StudyError(f"{where}: expected a table {{match = {{...}}, options = {{...}}}}; "
-                             f"got {entry!r}")
+                             f"got {_shown(entry)}")
         _check_keys(entry, ("match", *_OVERRIDE_FIELDS), where)
         match = entry.get("match", {})
         _check_keys(match, _MATCH_KEYS, f"{where} match")
@@ -340,7 +351,7 @@ class TuneSpec:
     @classmethod
     def parse(cls, entry: Any) -> TuneSpec:
         if not isinstance(entry, Mapping):
-            raise StudyError(f"tune: expected a table; got {entry!r}")
+            raise StudyError(f"tune: expected a table; got {_shown(entry)}")
         allowed = [f.name for f in dataclasses.fields(cls)]
         _check_keys(entry, allowed, "tune")
         methods = entry.get("methods")
@@ -355,7 +366,7 @@ class TuneSpec:
         overrides = []
         for item in entry.get("overrides", []):
             if not isinstance(item, Mapping):
-                raise StudyError(f"tune.overrides: expected tables; got {item!r}")
+                raise StudyError(f"tune.overrides: expected tables; got {_shown(item)}")
             _check_keys(item, ("match", "steps", "seeds", "trials"), "tune override")
             _check_keys(item.get("match", {}), _MATCH_KEYS, "tune override match")
             overrides.append(_plain(dict(item), "tune override"))
@@ -469,7 +480,7 @@ class Study:
                          _listed(data.get("options", [{}])))
         for variant in variants:
             if not isinstance(variant, dict):
-                raise StudyError(f"options: expected a list of tables; got {variant!r}")
+                raise StudyError(f"options: expected a list of tables; got {_shown(variant)}")
         model_options = _plain(dict(data.get("model_options", {})), "model_options")
         _check_keys(model_options, MODELS, "model_options")
         record = dict(data.get("record", {}))
