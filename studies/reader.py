@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from studies.jsontext import loads_json
 from solvers.flat import ParameterSpec
 from solvers.optim.state import OptimizerState
 from solvers.result import STATUSES, OptimizationResult, length_problem, stored_fields
 from studies.config import RunConfig
+from studies.jsontext import loads_json
 
 __all__ = [
     "SCHEMA",
@@ -256,7 +256,57 @@ def _open(path: Path):
         if "runs" not in handle:
             raise StoreFormatError(f"{path}: damaged results file: it has the schema attribute "
                                    f"but no /runs group")
+        for group, name in [(handle, "runs"), *((handle["runs"], n) for n in handle["runs"])]:
+            if (foreign := _links_outside(group, name)) is not None:
+                raise StoreFormatError(f"{path}: {foreign}; {_NOT_OURS}")
         yield handle
+
+
+# nrto writes plain groups and datasets only. A soft or external link, a dataset whose data lie
+# in external raw files or a virtual dataset comes from another tool or a crafted file: reading
+# it would read (and a rewrite would copy into this file) another file's bytes, e.g. a private
+# file read as a run's parameters. Such runs are damaged; nothing of them is read.
+_NOT_OURS = "nrto writes no such object, so it is not read (the file was made by another tool)"
+_LINK_KINDS = {1: "a soft link", 64: "an external link (to another file)"}
+
+
+def _links_outside(group, name: str) -> str | None:
+    """What is foreign about the link ``name`` of ``group`` (not a hard link), or None."""
+    from h5py import h5l
+
+    kind = group.id.links.get_info(name.encode()).type
+    if kind == h5l.TYPE_HARD:
+        return None
+    where = f"{group.name.rstrip('/')}/{name}"
+    return f"{where} is {_LINK_KINDS.get(kind, f'a link of type {kind}')}"
+
+
+def _foreign_storage(group) -> str | None:
+    """What in ``group`` (a run, with its optimizer state and analyses) is not a plain group or
+    a dataset stored in this file (see ``_NOT_OURS``), or None. About 1 ms per run."""
+    from h5py import h5d, h5l, h5o
+
+    links: list[tuple[bytes, int]] = []
+
+    def visit_link(name: bytes, info) -> bool | None:  # a value stops the visit
+        if info.type != h5l.TYPE_HARD:
+            links.append((name, info.type))
+            return True
+        return None
+    group.id.links.visit(visit_link, info=True)
+    if links:
+        name, kind = links[0]
+        return f"{_text(name)!r} is {_LINK_KINDS.get(kind, f'a link of type {kind}')}"
+
+    def visit_object(name: bytes, info) -> str | None:
+        if info.type == h5o.TYPE_DATASET:
+            plist = h5d.open(group.id, name).get_create_plist()
+            if plist.get_external_count():
+                return f"dataset {_text(name)!r} keeps its data in an external file"
+            if plist.get_layout() == h5d.VIRTUAL:
+                return f"dataset {_text(name)!r} is virtual (its data lie in other files)"
+        return None
+    return h5o.visit(group.id, visit_object, info=True)
 
 
 _ATTRIBUTE_READERS = {"str": lambda v: _text(v), "int": int, "float": float, "bool": bool,
@@ -288,6 +338,9 @@ def _run_problem(group) -> str | None:
 
     if not isinstance(group, h5py.Group):
         return "it is not an HDF5 group"
+    foreign = _foreign_storage(group)
+    if foreign is not None:
+        return f"{foreign}; {_NOT_OURS}"
     a = group.attrs
     missing = [name for name in (*_RUN_ATTRIBUTES, *_ATTRIBUTES) if name not in a]
     if missing:

@@ -50,13 +50,13 @@ from typing import Any
 import filelock
 import numpy as np
 
-from studies.jsontext import loads_json
 from solvers.flat import ParameterSpec
 from solvers.optim.state import OptimizerState
 from solvers.result import OptimizationResult
 
 from studies.config import MODEL_KINDS, RunConfig  # noqa: F401 - re-exported
 from studies.config import dumps as _dumps
+from studies.jsontext import loads_json
 from studies.outputs import atomic_output, check_output, temporary_prefix
 from studies.reader import (  # noqa: F401 - the reader's names are the store's too
     _ATTRIBUTES,

@@ -463,3 +463,71 @@ def test_a_run_larger_than_the_memory_is_refused_before_loading(tmp_path, monkey
         store.read_analysis(0, "trajectory/metrics")
     monkeypatch.setattr(studies.resources, "available_memory", lambda: 10 ** 6)
     assert store.read_analysis(0, "trajectory/metrics").arrays["a"].shape == (4,)
+
+
+def _craft(path: Path, how: str, elsewhere: Path) -> None:
+    """Make run-0001 of ``path`` reach outside the file, as another tool or an attacker could."""
+    with h5py.File(path, "r+") as handle:
+        group = handle["runs/run-0001"]
+        size = group["x"].shape[0]
+        if how == "external storage":
+            del group["x"]
+            group.create_dataset("x", shape=(size,), dtype="f8",
+                                 external=[(str(elsewhere), 0, 8 * size)])
+        elif how == "virtual dataset":
+            with h5py.File(elsewhere.with_suffix(".h5"), "w") as other:
+                other["data"] = np.zeros(size)
+            layout = h5py.VirtualLayout(shape=(size,), dtype="f8")
+            layout[:] = h5py.VirtualSource(str(elsewhere.with_suffix(".h5")), "data", (size,))
+            del group["x"]
+            group.create_virtual_dataset("x", layout)
+        elif how == "external link":
+            with h5py.File(elsewhere.with_suffix(".h5"), "w") as other:
+                other["data"] = np.zeros(size)
+            del group["x"]
+            group["x"] = h5py.ExternalLink(str(elsewhere.with_suffix(".h5")), "data")
+        elif how == "soft link":
+            group["loss_copy"] = h5py.SoftLink("/runs/run-0000/loss_per_iterate")
+        elif how == "external run":
+            handle.copy(group, handle, name="stash")
+            del handle["runs/run-0001"]
+            with h5py.File(elsewhere.with_suffix(".h5"), "w") as other:
+                handle.copy(handle["stash"], other, name="run")
+            handle["runs/run-0001"] = h5py.ExternalLink(str(elsewhere.with_suffix(".h5")), "run")
+
+
+@pytest.mark.parametrize("how, words", [
+    ("external storage", "dataset 'x' keeps its data in an external file"),
+    ("virtual dataset", r"dataset 'x' is virtual \(its data lie in other files\)"),
+    ("external link", r"'x' is an external link \(to another file\)"),
+    ("soft link", "'loss_copy' is a soft link")])
+def test_a_run_reaching_outside_its_file_is_damaged_and_never_read(
+        tmp_path, how, words, make_config, make_result, assert_same_result):
+    """A crafted file must not make nrto read another file's bytes (say a private key) as a
+    run's data, nor copy them into the file on the next write."""
+    path, secret = tmp_path / "runs.h5", tmp_path / "secret.txt"
+    secret.write_bytes(b"PRIVATE KEY " * 400)
+    for seed in range(3):
+        write_run(path, make_config(seed), make_result(seed))
+    _craft(path, how, secret)
+    store = ResultsFile(path)
+    assert list(store.damaged()) == ["run-0001"]
+    assert re.search(f"{words}; nrto writes no such object", store.damaged()["run-0001"])
+    with pytest.raises(BrokenRunError, match=f"run-0001 is damaged: {words}"):
+        store.read(1)
+    assert_same_result(store.read(2).result, make_result(2))
+    before = path.read_bytes()
+    with pytest.raises(StoreFormatError, match="run-0001 is damaged"):
+        write_run(path, make_config(5), make_result(5))
+    assert path.read_bytes() == before and b"PRIVATE KEY" not in before
+
+
+def test_a_run_that_is_a_link_to_another_file_refuses_the_file(tmp_path, make_config,
+                                                               make_result):
+    path, elsewhere = tmp_path / "runs.h5", tmp_path / "other"
+    for seed in range(2):
+        write_run(path, make_config(seed), make_result(seed))
+    _craft(path, "external run", elsewhere)
+    with pytest.raises(StoreFormatError, match=r"/runs/run-0001 is an external link \(to another "
+                                               r"file\); nrto writes no such object"):
+        ResultsFile(path).runs()

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from studies.jsontext import loads_json
+
 from .spec import Cell, Study, StudyError, canonical_json
 
 __all__ = [

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from studies.jsontext import loads_json
+
 from .records import CompactRecord, StudyFolder
 from .spec import Cell, expand
 

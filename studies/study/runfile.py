@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from studies.jsontext import loads_json
 from solvers.result import OptimizationResult
+from studies.jsontext import loads_json
 
 __all__ = ["RUN_FORMAT", "Checkpoint", "DamagedRunFile", "read_checkpoint", "write_checkpoint"]
 

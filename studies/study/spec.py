@@ -54,8 +54,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from studies.jsontext import loads_json, loads_toml
 from solvers.result import RecordOptions
+from studies.jsontext import loads_json, loads_toml
 
 __all__ = [
     "CURVES",

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from studies.jsontext import loads_json
+
 from .records import StudyFolder, atomic_write_bytes, set_aside
 from .schedule import cell_settings, in_shard
 from .spec import Cell, Study, StudyError
