@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from studies.plotting import literal
+
 __all__ = [
     "plot_interpolations",
     "plot_spectra",
@@ -177,7 +179,7 @@ def plot_spectra(path, spectra: Mapping[str, object], *, width_decades: float = 
     for label, spectrum in spectra.items():
         density = densities[label]
         line, = ax.plot(grid, np.where(density > 0, np.maximum(density, bottom * 1e-3), np.nan),
-                        label=label)
+                        label=literal(label))
         nodes = spectrum.nodes[spectrum.weights > 0]
         ax.plot(nodes, np.full(nodes.shape, bottom * 3), "|", color=line.get_color(),
                 alpha=0.6, markersize=10)
@@ -188,7 +190,7 @@ def plot_spectra(path, spectra: Mapping[str, object], *, width_decades: float = 
     _symlog_ticks(ax, grid[0], grid[-1], threshold)
     ax.set_xlabel(f"eigenvalue (symmetric log axis; shaded: linear within ±{threshold:.1e})")
     ax.set_ylabel("density per unit of u = sign(λ) log10(1 + |λ|/t)", fontsize=8)
-    ax.set_title(title or "spectral density (SLQ)", fontsize=10)
+    ax.set_title(literal(title or "spectral density (SLQ)"), fontsize=10)
     ax.legend(fontsize=8, title=f"Gaussian kernel of {width_decades:g} in u, cut at the extreme "
               f"Ritz values; per decade where |λ| ≫ t; ticks: quadrature nodes",
               title_fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
@@ -230,9 +232,9 @@ def plot_surface(path, surface, *, trajectory: np.ndarray | None = None,
     if note:
         ax.text(0.5, -0.14, note, transform=ax.transAxes, ha="center", va="top", fontsize=7,
                 wrap=True)
-    ax.set_xlabel(labels[0])
-    ax.set_ylabel(labels[1])
-    ax.set_title(title or "loss surface")
+    ax.set_xlabel(literal(labels[0]))
+    ax.set_ylabel(literal(labels[1]))
+    ax.set_title(literal(title or "loss surface"))
     return _save(fig, path)
 
 
@@ -241,11 +243,11 @@ def plot_interpolations(path, interpolations: Mapping[str, object], *, title: st
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, curve in interpolations.items():
-        ax.plot(curve.alphas, curve.losses, label=label)
+        ax.plot(curve.alphas, curve.losses, label=literal(label))
     ax.set_yscale("log")
     ax.set_xlabel("alpha  (0: start point, 1: end point)")
     ax.set_ylabel("loss")
-    ax.set_title(title or "linear interpolation")
+    ax.set_title(literal(title or "linear interpolation"))
     ax.legend()
     return _save(fig, path)
 
@@ -293,7 +295,7 @@ def plot_trajectory_metrics(path, metrics, *, iterations: np.ndarray | None = No
         ax.set_visible(False)
     for ax in np.ravel(axes)[-columns:]:
         ax.set_xlabel("iterate")
-    fig.suptitle(title or "trajectory metrics")
+    fig.suptitle(literal(title or "trajectory metrics"))
     fig.tight_layout()
     return _save(fig, path)
 

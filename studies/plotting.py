@@ -12,12 +12,21 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from studies.store import StoredRun
+if TYPE_CHECKING:  # the store (h5py) is not needed to label a figure
+    from studies.store import StoredRun
 
-__all__ = ["plot_runs"]
+__all__ = ["literal", "plot_runs"]
+
+
+def literal(text: object) -> str:
+    """``text`` as matplotlib should draw it, verbatim: with ``$`` escaped, a label such as
+    ``cost $5`` or ``$\\foo$`` (a study's or a results file's free text) is not parsed as
+    mathtext, whose unknown commands would abort the whole figure."""
+    return str(text).replace("$", r"\$")
 
 
 def _positive(values: np.ndarray) -> np.ndarray:
@@ -34,7 +43,7 @@ def _running_min(values: np.ndarray) -> np.ndarray:
 
 def _draw_design(axes, design: np.ndarray, title: str) -> None:
     axes.imshow(design, cmap="Greys", vmin=0.0, vmax=1.0, interpolation="nearest")
-    axes.set_title(title, fontsize=8)
+    axes.set_title(literal(title), fontsize=8)
     axes.set_xticks([])
     axes.set_yticks([])
 
@@ -97,16 +106,16 @@ def plot_runs(runs: Sequence[StoredRun], path: str | os.PathLike, *,
                         label="running minimum")
         else:
             curves.plot(evaluations, _positive(_running_min(losses)), lw=1.4,
-                        label=f"{label} {run.config.model}/{run.config.optimizer}/"
-                              f"seed{run.config.seed}")
+                        label=literal(f"{label} {run.config.model}/{run.config.optimizer}/"
+                                      f"seed{run.config.seed}"))
     curves.set_yscale("log")
     curves.set_xlabel("evaluation (objective calls)")
     curves.set_ylabel("loss (compliance)")
     curves.grid(True, which="both", alpha=0.3)
     if len(runs) == 1:
         run = runs[0]
-        curves.set_title(f"{run.run_id}  {run.label}  ({run.result.status}"
-                         f"{', partial' if run.partial else ''})", fontsize=9)
+        curves.set_title(literal(f"{run.run_id}  {run.label}  ({run.result.status}"
+                                 f"{', partial' if run.partial else ''})"), fontsize=9)
     else:
         curves.set_title(f"running minimum of the loss, {len(runs)} runs", fontsize=9)
     curves.legend(fontsize=7, loc="upper right")

@@ -178,6 +178,17 @@ def test_plot_writes_an_image_of_the_designs_and_losses(stored, tmp_path, nrto):
         assert image[..., :3].std() > 0.05  # something was drawn
 
 
+def test_plot_draws_free_text_verbatim_not_as_mathtext(stored, tmp_path, nrto):
+    """A run label is free text: ``$\\foo{$`` once aborted the figure in matplotlib's mathtext."""
+    import h5py
+
+    with h5py.File(stored, "r+") as handle:
+        handle["runs/run-0000"].attrs["label"] = "$\\foo{$ cost"
+    for argv in ([], ["--run", "run-0000"]):
+        code, _, err = nrto("plot", stored, *argv, "--out", tmp_path / "p.png")
+        assert code == 0, err
+
+
 def test_optimize_a_tiny_pixel_problem_then_inspect_and_plot(tmp_path, nrto):
     from studies.runner import build_objective
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from studies.jsontext import loads_json
+from studies.plotting import literal
 
 from .records import CompactRecord, StudyFolder
 from .spec import Cell, expand
@@ -201,11 +202,11 @@ def _per_seed_figures(folder: StudyFolder, cells, records) -> list[Path]:
                 with np.errstate(invalid="ignore"):
                     values = np.where(record.curve > 0, record.curve, np.nan)
                 axis.plot(values, color=color, alpha=0.5, linewidth=0.8,
-                          label=method if n == 0 else None)
+                          label=literal(method) if n == 0 else None)
         axis.set_yscale("log")
         axis.set_xlabel("step")
         axis.set_ylabel("loss (raw, per seed)")
-        axis.set_title(f"{problem} / {model} / p = {penal:g}: every seed")
+        axis.set_title(literal(f"{problem} / {model} / p = {penal:g}: every seed"))
         axis.legend()
         path = out / f"seeds-{_safe(problem)}-{model}-p{penal:g}.png"
         figure.savefig(path, dpi=100, bbox_inches="tight")
@@ -228,12 +229,12 @@ def _figures(folder: StudyFolder, cells, records, curves) -> list[Path]:
     for (problem, model, penal), lines in panels.items():
         figure, axis = plt.subplots(figsize=(6, 4))
         for method, (steps, median, q25, q75) in lines:
-            (line,) = axis.plot(steps, median, label=method)
+            (line,) = axis.plot(steps, median, label=literal(method))
             axis.fill_between(steps, q25, q75, color=line.get_color(), alpha=0.2, linewidth=0)
         axis.set_yscale("log")
         axis.set_xlabel("step (evaluation or iteration, per method)")
         axis.set_ylabel("best loss so far (median, IQR)")
-        axis.set_title(f"{problem} / {model} / p = {penal:g}")
+        axis.set_title(literal(f"{problem} / {model} / p = {penal:g}"))
         axis.legend()
         path = out / f"curves-{_safe(problem)}-{model}-p{penal:g}.png"
         figure.savefig(path, dpi=100, bbox_inches="tight")
@@ -258,8 +259,8 @@ def _figures(folder: StudyFolder, cells, records, curves) -> list[Path]:
                 chosen = finished[(len(finished) - 1) // 2]
                 axis.imshow(1.0 - chosen.final_design / 255.0, cmap="gray", vmin=0, vmax=1,
                             interpolation="nearest")
-                axis.set_title(f"{row[0]} {row[1]} p{row[2]:g}\n{method} seed {chosen.cell.seed}",
-                               fontsize=7)
+                axis.set_title(literal(f"{row[0]} {row[1]} p{row[2]:g}\n{method} seed "
+                                       f"{chosen.cell.seed}"), fontsize=7)
         path = out / "designs.png"
         figure.savefig(path, dpi=100, bbox_inches="tight")
         plt.close(figure)
