@@ -190,11 +190,15 @@ def test_cells_that_cannot_fit_in_memory_are_refused_before_any_starts(tmp_path,
 def test_report_draws_labels_verbatim_not_as_mathtext(tmp_path):
     """Problem and method labels are free text: ``$\\foo{$`` once aborted the report's figures
     (matplotlib parsed it as mathtext) after the whole study had run."""
-    spec = _spec(tmp_path, problems=[{"name": "toy/quadratic", "size": 3, "label": "$\\foo{$"}],
+    spec = _spec(tmp_path, problems=[{"name": "toy/quadratic", "size": 3,
+                                      "label": "$\\foo{$ a|b"}],
                  seeds=[0], steps=[3], report_steps=[],
                  methods=[{"name": "M$\\bar{$", "optimizer": "lbfgs"}])
     out = tmp_path / "study"
     assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 0
     assert main(["report", str(out)]) == 0
     assert sorted(p.name for p in (out / "figures").iterdir()) == \
-        ["curves-__foo__-pixel-p3.png", "designs.png"]
+        ["curves-__foo___a_b-pixel-p3.png", "designs.png"]
+    # ... and a '|' in a label does not split the report's table rows
+    rows = [line for line in (out / "REPORT.md").read_text().splitlines() if "a\\|b" in line]
+    assert rows and all(line.count(" | ") == rows[0].count(" | ") for line in rows)

@@ -173,7 +173,8 @@ def _markdown(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     def text(value: Any) -> str:
         if isinstance(value, float):
             return "" if math.isnan(value) else f"{value:.6g}"
-        return "" if value is None else str(value)
+        # labels are free text: a '|' or a line break would split the row
+        return "" if value is None else " ".join(str(value).split()).replace("|", "\\|")
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(text(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
