@@ -561,7 +561,7 @@ def _listed(value: Any) -> list[Any]:
 
 def load_study(path: str | Path) -> Study:
     """Read a spec from a ``.toml``, ``.json`` or ``.py`` file (the latter defines ``STUDY``, a
-    :class:`Study` or a mapping).
+    :class:`Study` or a mapping, and is executed: load only Python specs you trust).
 
     Raises:
         StudyError: unreadable file, unknown suffix, a syntax error, or an invalid spec.
