@@ -44,6 +44,7 @@ __all__ = [
     "StoreLockedError",
     "StoredAnalysis",
     "StoredRun",
+    "foreign_storage",
 ]
 
 SCHEMA = "nrto-results"
@@ -281,9 +282,12 @@ def _links_outside(group, name: str) -> str | None:
     return f"{where} is {_LINK_KINDS.get(kind, f'a link of type {kind}')}"
 
 
-def _foreign_storage(group) -> str | None:
-    """What in ``group`` (a run, with its optimizer state and analyses) is not a plain group or
-    a dataset stored in this file (see ``_NOT_OURS``), or None. About 1 ms per run."""
+def foreign_storage(group) -> str | None:
+    """What in ``group`` (an h5py group: a run with its optimizer state and analyses, or a whole
+    file) is not a plain group or a dataset stored in its file, or None (about 1 ms per run).
+
+    nrto writes no links and keeps every dataset in its own file, so what this finds comes from
+    another tool or a crafted file, and would read another file's bytes as nrto data."""
     from h5py import h5d, h5l, h5o
 
     links: list[tuple[bytes, int]] = []
@@ -338,7 +342,7 @@ def _run_problem(group) -> str | None:
 
     if not isinstance(group, h5py.Group):
         return "it is not an HDF5 group"
-    foreign = _foreign_storage(group)
+    foreign = foreign_storage(group)
     if foreign is not None:
         return f"{foreign}; {_NOT_OURS}"
     a = group.attrs

@@ -247,3 +247,11 @@ def test_a_run_file_cannot_make_the_reader_import_anything_but_a_solvers_state(t
             handle["result/state"].attrs["class"] = name
         with pytest.raises(DamagedRunFile, match=message):
             read_checkpoint(path, "k")
+    # nor read another file's bytes as the run's arrays
+    with h5py.File(path, "a") as handle:
+        handle["result/state"].attrs["class"] = "solvers.optim.state:OptimizerState"
+        del handle["result/x"]
+        handle["result/x"] = h5py.ExternalLink(str(tmp_path / "elsewhere.h5"), "x")
+    with pytest.raises(DamagedRunFile, match=r"'result/x' is an external link \(to another file\) "
+                                             r"\(nrto writes no such object\)"):
+        read_checkpoint(path, "k")

@@ -33,6 +33,7 @@ import numpy as np
 
 from solvers.result import OptimizationResult
 from studies.jsontext import loads_json
+from studies.reader import foreign_storage
 
 __all__ = ["RUN_FORMAT", "Checkpoint", "DamagedRunFile", "read_checkpoint", "write_checkpoint"]
 
@@ -178,6 +179,8 @@ def _read_checkpoint(path: Path) -> Checkpoint:
     with h5py.File(path, "r") as handle:
         if handle.attrs.get("format") != RUN_FORMAT:
             raise DamagedRunFile(f"{path} is not a study run file")
+        if (foreign := foreign_storage(handle)) is not None:
+            raise DamagedRunFile(f"{path}: {foreign} (nrto writes no such object)")
         group = handle["result"]
         kwargs = loads_json(group.attrs["fields"])
         names = {field.name for field in dataclasses.fields(OptimizationResult)}
