@@ -6,6 +6,7 @@ import re
 import pytest
 
 from studies.reproduce import REPRODUCE_TARGETS
+from studies.study import StudyError
 from studies.thesis.cli import reproduce_thesis
 from studies.thesis.items import (CONCLUSIONS_COLUMNS, ITEMS, TABLE_32_COLUMNS, TABLE_33_COLUMNS,
                                   TABLE_B_COLUMNS)
@@ -29,6 +30,22 @@ def test_quick_fig_b1_is_convex_and_reported(tmp_path):
         assert f"(`{name}`)" in report
     assert "Not built yet" in report            # every other item says so
     assert sections["fig-b.1"].cells_total == 0
+    # a committed cache that a bad merge damaged is one line saying how to recover, not a
+    # traceback (and not silently recomputed: that may need run files a checkout lacks)
+    from studies.cli import main
+
+    meta, arrays = tmp_path / "landscape" / "fig-b.1.json", tmp_path / "landscape" / "fig-b.1.npz"
+    good_meta, good_arrays = meta.read_bytes(), arrays.read_bytes()
+    for path, damage in ((meta, b"<<<<<<< HEAD\n{}"), (arrays, good_arrays[:100])):
+        path.write_bytes(damage)
+        with pytest.raises(StudyError, match=f"{path} is damaged .*git checkout -- {path}"):
+            reproduce_thesis(["fig-b.1"], out=tmp_path, quick=True, progress=False)
+        assert main(["reproduce", "thesis", "--items", "fig-b.1", "--quick", "--no-run",
+                     "--out", str(tmp_path)]) == 2
+        assert path.read_bytes() == damage           # left for the user to restore
+        meta.write_bytes(good_meta)
+        arrays.write_bytes(good_arrays)
+    reproduce_thesis(["fig-b.1"], out=tmp_path, quick=True, progress=False)
 
 
 def test_cli_lists_items_and_reproduce_is_a_target_group(capsys):

@@ -58,6 +58,7 @@ __all__ = [
     "decode_array",
     "design_to_uint8",
     "encode_array",
+    "read_derived_json",
     "set_aside",
 ]
 
@@ -90,6 +91,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_derived_json(path: Path) -> dict[str, Any]:
+    """A JSON table that a reproduction derived and committed (a cache of CPU-costly results,
+    a report section).
+
+    Raises:
+        StudyError: the file is not such a table (say a bad merge left conflict markers in it):
+            one line naming it and how to recover, since a cache may need run files that a
+            checkout does not have to be computed again.
+    """
+    try:
+        data = loads_json(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"it holds a {type(data).__name__}, not a table")
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError too
+        raise StudyError(f"{path} is damaged ({' '.join(str(error).split())[:120]}): restore "
+                         f"it (git checkout -- {path}) or delete it to compute it again") from None
+    return data
 
 
 def set_aside(path: Path, problem: str, consequence: str) -> Path:

@@ -22,6 +22,8 @@ import functools
 import io
 import json
 import math
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from studies.study import Study, StudyFolder
-from studies.study.records import atomic_write_bytes
+from studies.study.spec import StudyError
+from studies.study.records import atomic_write_bytes, read_derived_json
 
 from . import figures, specs
 from .curves import RunSet, best_so_far, load_runs, summarize
@@ -180,7 +183,7 @@ class Item:
             cpu += status.cpu_s
         cached = ctx.out / "landscape" / f"{self.name}.json"
         if cached.exists():
-            cpu += float(json.loads(cached.read_text()).get("cpu_s", 0.0))
+            cpu += float(read_derived_json(cached).get("cpu_s", 0.0))
         section = Section(self.name, self.title, tuple(files), self.settings, self.defaults,
                           done, total, cpu, reading, ctx.quick, trials_done, trials_total)
         (ctx.out / "items").mkdir(parents=True, exist_ok=True)
@@ -434,7 +437,7 @@ def p1_bounds(ctx: Context) -> dict[str, float]:
     from studies.runner import build_objective
 
     path = ctx.out / "landscape" / "p1-reference.json"
-    cache = json.loads(path.read_text()) if path.exists() else {}
+    cache = read_derived_json(path) if path.exists() else {}
     runs, changed, out = ctx.runs("p1-reference"), False, {}
     options = ctx.study("p1-reference").record
     for problem in ctx.problems():
@@ -644,9 +647,15 @@ def _cache(ctx: Context, item: Item, compute: Callable[[], dict]) -> dict:
     folder = ctx.out / "landscape"
     arrays_path, meta_path = folder / f"{item.name}.npz", folder / f"{item.name}.json"
     if arrays_path.exists() and meta_path.exists():
-        with np.load(arrays_path) as data:
-            arrays = {k: data[k] for k in data.files}
-        return {**json.loads(meta_path.read_text()), **arrays}
+        meta = read_derived_json(meta_path)
+        try:
+            with np.load(arrays_path) as data:  # allow_pickle stays False: arrays only
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+            raise StudyError(f"{arrays_path} is damaged ({' '.join(str(error).split())[:120]}): "
+                             f"restore it (git checkout -- {arrays_path}) or delete it and "
+                             f"{meta_path.name} to compute them again") from None
+        return {**meta, **arrays}
     cpu0 = time.process_time()
     result = compute()
     if result.get("missing", 0):

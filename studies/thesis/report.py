@@ -7,12 +7,11 @@ items never built say so. It closes with the CPU-hours per item and in total.
 """
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
 
-from studies.study.records import atomic_write_bytes
+from studies.study.records import atomic_write_bytes, read_derived_json
 
 __all__ = ["write_report"]
 
@@ -108,7 +107,7 @@ def write_report(out: Path, items, *, intro: str = "", studies_cpu_s: float | No
             lines.append("Not built yet: run `nrto reproduce thesis --items "
                          f"{name}`.\n")
             continue
-        section = json.loads(path.read_text())
+        section = read_derived_json(path)
         files = ", ".join(f"`{f}`" for f in section["files"]) or "none"
         scale = " (QUICK toy run: not the thesis's protocol)" if section["quick"] else ""
         parts = []
