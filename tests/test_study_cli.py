@@ -1,6 +1,7 @@
 """``nrto study``: bad input is one line, exit status 2 and nothing written; status and report
 work from compact records alone; a study carried elsewhere by its records resumes there."""
 import json
+import re
 import shutil
 import socket
 import time
@@ -197,8 +198,19 @@ def test_report_draws_labels_verbatim_not_as_mathtext(tmp_path):
     out = tmp_path / "study"
     assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 0
     assert main(["report", str(out)]) == 0
-    assert sorted(p.name for p in (out / "figures").iterdir()) == \
-        ["curves-__foo___a_b-pixel-p3.png", "designs.png"]
+    curves, designs = sorted(p.name for p in (out / "figures").iterdir())
+    assert re.fullmatch(r"curves-__foo___a_b-[0-9a-f]{8}-pixel-p3\.png", curves) and \
+        designs == "designs.png"
     # ... and a '|' in a label does not split the report's table rows
     rows = [line for line in (out / "REPORT.md").read_text().splitlines() if "a\\|b" in line]
     assert rows and all(line.count(" | ") == rows[0].count(" | ") for line in rows)
+
+
+def test_figure_names_of_labels_are_distinct_and_short():
+    from studies.study.report import _safe
+
+    assert _safe("A") == "A" and _safe("mbb_beam_96x32_0.5") == "mbb_beam_96x32_0.5"
+    names = {_safe(label) for label in ("a|b", "a_b", "a b", "a/b", "é", "e", ".", "..", "")}
+    assert len(names) == 9
+    assert len(_safe("x" * 10_000)) < 80 and _safe("x" * 10_000) != _safe("x" * 9_999)
+    assert all(not name.startswith(".") and "/" not in name for name in names)

@@ -17,6 +17,7 @@ the median seed; on request the raw curve of every seed).
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -270,7 +271,14 @@ def _figures(folder: StudyFolder, cells, records, curves) -> list[Path]:
 
 
 def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in text)
+    """A file-name part for a label: ASCII letters, digits and ``._-`` kept, at most 60 of them;
+    a label that had to change gets 8 hex digits of its hash, so that two labels (``a|b`` and
+    ``a_b``) never share a figure and a long one stays under the 255-byte name limit."""
+    kept = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in text)
+    if kept == text and 0 < len(text) <= 60 and not text.startswith("."):
+        return text
+    kept = "_" + kept[1:] if kept.startswith(".") else kept  # no hidden file, no ".."
+    return f"{kept[:60]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def write_report(path: str | Path, per_seed: bool = False) -> Path:
