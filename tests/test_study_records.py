@@ -167,3 +167,37 @@ def test_damaged_records_are_one_clear_error_naming_the_file():
     for text, message in cases:
         with pytest.raises(StudyError, match=f"^records/x.json .*{message}"):
             CompactRecord.from_json(text, "records/x.json")
+
+
+def test_files_that_are_not_text_are_damaged_records_and_specs(tmp_path):
+    """Binary garbage where a record, a trial record or study.json belongs (a bad copy, a
+    hostile commit): one StudyError naming the file, not a UnicodeDecodeError traceback."""
+    import pytest
+
+    from studies.study.records import DamagedRecord, StudyFolder
+    from studies.study.spec import StudyError
+
+    record = CompactRecord(
+        cell=_cell(8, 4, 3), status="max_steps", message="m", converged=False, iterations=3,
+        evaluations=4, loss_per_evaluation=np.arange(4.0), loss_per_iterate=np.arange(4.0),
+        grad_norm_per_iterate=np.ones(4), final_design=np.zeros((4, 8), np.uint8),
+        best_design=np.zeros((4, 8), np.uint8), best_evaluation=0, dtype="float64",
+        provenance={"cpu_s": 2.5})
+    good, binary = tmp_path / "good.json", tmp_path / "binary.json"
+    good.write_text(record.to_json())
+    binary.write_bytes(b'{"a": "\xc8\xff"}')
+    assert CompactRecord.read(good).deterministic_json() == record.deterministic_json()
+    assert CompactRecord.cpu_s(good) == 2.5
+    with pytest.raises(DamagedRecord, match=f"{binary} is not a compact record .*UTF-8"):
+        CompactRecord.read(binary)
+    for text in (b'{"a": "\xc8\xff"}', b"[1]", b'{"provenance": {"cpu_s": "x"}}'):
+        binary.write_bytes(text)
+        with pytest.raises(DamagedRecord, match=f"{binary} is not a compact record .*cpu_s"):
+            CompactRecord.cpu_s(binary)
+    folder = StudyFolder(tmp_path / "study")
+    folder.path.mkdir()
+    for text, what in ((b"\xc8\xff", "can't decode"), (b"[1]", "format 'list'"),
+                       (b'{"format": "x"}', "format 'x'")):
+        folder.spec_path.write_bytes(text)
+        with pytest.raises(StudyError, match=f"study.json is not a study spec .*{what}"):
+            folder.read_spec()

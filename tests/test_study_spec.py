@@ -107,7 +107,7 @@ def test_bad_specs_raise_one_line(changes, message):
     assert "\n" not in str(error.value)
 
 
-def test_a_spec_nested_too_deeply_is_one_line_not_a_traceback(tmp_path):
+def test_a_spec_nested_too_deeply_or_not_text_is_one_line_not_a_traceback(tmp_path):
     """Python's JSON and TOML parsers recurse: 100 000 nested brackets raised RecursionError."""
     deep = "[" * 100_000 + "]" * 100_000
     (tmp_path / "s.json").write_text(f'{{"name": "x", "problems": {deep}}}')
@@ -116,6 +116,11 @@ def test_a_spec_nested_too_deeply_is_one_line_not_a_traceback(tmp_path):
         with pytest.raises(StudyError, match=f"{name}: nested too deeply to parse") as error:
             load_study(tmp_path / name)
         assert "\n" not in str(error.value)
+    # ... and so is a file that is not text at all
+    for name in ("b.json", "b.toml"):
+        (tmp_path / name).write_bytes(b'name = "\xc8\x00"')
+        with pytest.raises(StudyError, match=rf"{name} is not UTF-8 text \(byte 8: b'\\xc8'\)"):
+            load_study(tmp_path / name)
     # what a bad entry got is echoed cut short, not in full
     with pytest.raises(StudyError, match=r"got \[\[\[\[\.\.\.\]\]\]\]$"):
         _study(problems=[[[[[[["mbb_beam_96x32_0.5"]]]]]]])

@@ -223,7 +223,7 @@ def read_records(out: str | os.PathLike, steps: int, *, cnn_dtype: str = "float3
     ignored: list[str] = []
     definitions: dict[str, dict] = {}
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else ():
-        record = CompactRecord.from_json(path.read_text(), str(path))
+        record = CompactRecord.read(path)
         try:
             cell = benchmark_cell(record.cell)
             if cell is None or cell.steps != steps:

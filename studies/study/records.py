@@ -274,6 +274,32 @@ class CompactRecord:
                           allow_nan=True)
 
     @classmethod
+    def read(cls, path: Path) -> CompactRecord:
+        """The record in the file ``path`` (see :meth:`from_json`; text that is not UTF-8 is a
+        :class:`DamagedRecord` too)."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise DamagedRecord(f"{path} is not a compact record (not UTF-8 text: {error})") \
+                from None
+        return cls.from_json(text, str(path))
+
+    @staticmethod
+    def cpu_s(path: Path) -> float:
+        """The CPU seconds in the provenance of the record file ``path``, without decoding its
+        arrays (cheap: for the compute totals of reports).
+
+        Raises:
+            DamagedRecord: the file is not a record with a numeric ``provenance.cpu_s``.
+        """
+        try:
+            data = loads_json(Path(path).read_text(encoding="utf-8"))
+            return float(data.get("provenance", {}).get("cpu_s") or 0.0)
+        except (ValueError, TypeError, AttributeError) as error:  # UnicodeDecodeError too
+            raise DamagedRecord(f"{path} is not a compact record (its provenance.cpu_s cannot "
+                                f"be read: {' '.join(str(error).split())[:120]})") from None
+
+    @classmethod
     def from_json(cls, text: str, where: str = "record") -> CompactRecord:
         """Read :meth:`to_json`'s text; ``where`` names the source in errors.
 
@@ -361,12 +387,13 @@ class StudyFolder:
         if not self.spec_path.exists():
             return None
         try:
-            data = loads_json(self.spec_path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise StudyError(f"{self.spec_path} is not a study spec ({error})") from None
-        if data.get("format") != SPEC_FORMAT:
-            raise StudyError(f"{self.spec_path} is not a study spec (format "
-                             f"{data.get('format')!r})")
+            data = loads_json(self.spec_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError too
+            raise StudyError(f"{self.spec_path} is not a study spec "
+                             f"({' '.join(str(error).split())[:160]})") from None
+        if not isinstance(data, dict) or data.get("format") != SPEC_FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise StudyError(f"{self.spec_path} is not a study spec (format {found!r})")
         return data
 
     def study(self) -> Study:
@@ -405,7 +432,7 @@ class StudyFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"format": SPEC_FORMAT, "fingerprint": study.fingerprint,
                            "spec": study.to_dict()}, sort_keys=True, indent=1)
-        if not self.spec_path.exists() or self.spec_path.read_text() != text:
+        if not self.spec_path.exists() or self.spec_path.read_bytes() != text.encode():
             atomic_write_bytes(self.spec_path, text.encode())
 
     # -- records -----------------------------------------------------------------------------
@@ -454,12 +481,7 @@ class StudyFolder:
 
     @staticmethod
     def _read(path: Path, cell: Cell) -> CompactRecord:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as error:
-            raise DamagedRecord(f"{path} is not a compact record (not UTF-8 text: {error})") \
-                from None
-        record = CompactRecord.from_json(text, str(path))
+        record = CompactRecord.read(path)
         if record.cell.key != cell.key:
             raise DamagedRecord(f"{path} holds the record of another cell "
                                 f"({record.cell.label}, key {record.cell.key})")

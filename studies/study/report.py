@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from studies.jsontext import loads_json
 from studies.plotting import literal
 
 from .records import CompactRecord, StudyFolder
@@ -84,8 +83,7 @@ def study_status(path: str | Path) -> dict[str, Any]:
         tune_cpu = 0.0
         for trial_folder in [folder.records_dir("tune")]:
             for file in trial_folder.glob("*.json") if trial_folder.exists() else []:
-                tune_cpu += float(loads_json(file.read_text()).get("provenance", {})
-                                  .get("cpu_s", 0.0))
+                tune_cpu += CompactRecord.cpu_s(file)
         tuned_methods = set(study.tune.methods)
         untuned = {g.id for g in untuned_groups(study, folder)}
         missing = [c for c in expand(study, {g.id: 1.0 for g in groups})

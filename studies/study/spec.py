@@ -571,9 +571,9 @@ def load_study(path: str | Path) -> Study:
         raise StudyError(f"no such study spec: {path}")
     try:
         if path.suffix == ".toml":
-            data = loads_toml(path.read_text())
+            data = loads_toml(path.read_text(encoding="utf-8"))
         elif path.suffix == ".json":
-            data = loads_json(path.read_text())
+            data = loads_json(path.read_text(encoding="utf-8"))
         elif path.suffix == ".py":
             data = runpy.run_path(str(path)).get("STUDY")
             if data is None:
@@ -582,6 +582,10 @@ def load_study(path: str | Path) -> Study:
                 return data
         else:
             raise StudyError(f"{path}: a study spec is a .toml, .json or .py file")
+    except UnicodeDecodeError as error:
+        raise StudyError(f"{path} is not UTF-8 text (byte {error.start}: "
+                         f"{error.object[error.start:error.start + 1]!r}); a spec is a TOML, "
+                         f"JSON or Python text file") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, SyntaxError) as error:
         raise StudyError(f"{path}: {' '.join(str(error).split())}") from None
     return Study.from_dict(data)

@@ -29,7 +29,7 @@ from typing import Any
 
 from studies.jsontext import loads_json
 
-from .records import StudyFolder, atomic_write_bytes, set_aside
+from .records import CompactRecord, StudyFolder, atomic_write_bytes, set_aside
 from .schedule import cell_settings, in_shard
 from .spec import Cell, Study, StudyError
 
@@ -323,7 +323,7 @@ def tuning_progress(study: Study, folder: StudyFolder) -> TuningProgress:
     for key in sorted(keys):
         path = folder.tune_dir / "records" / f"{key}.json"
         if path.exists():  # the provenance only: no need to decode the record's arrays
-            cpu += float(loads_json(path.read_text()).get("provenance", {}).get("cpu_s") or 0.0)
+            cpu += CompactRecord.cpu_s(path)
     return TuningProgress(done, total, cpu)
 
 
