@@ -234,6 +234,21 @@ def _dense_inverse_bfgs(s_pairs, y_pairs, n):
     return h
 
 
+def test_the_pair_rule_never_keeps_a_pair_without_positive_curvature():
+    """L-BFGS-B's rule alone (sᵀy > eps (-gᵀs)) keeps sᵀy = 0 when the step went uphill, which a
+    fixed-step method can do in a diverging run; the two-loop product then divides by zero."""
+    from solvers.optimizers import curvature_pair_accepted
+
+    s = np.array([1.0, 0.0])
+    descent, uphill = np.array([-1.0, 0.0]), np.array([1.0, 0.0])
+    for y, g, kept in [(np.array([1.0, 5.0]), descent, True),      # positive curvature
+                       (np.array([1e-17, 0.0]), descent, False),   # below eps * (-gᵀs)
+                       (np.array([0.0, 3.0]), uphill, False),      # sᵀy = 0: once kept
+                       (np.array([-1e-30, 0.0]), uphill, False),   # sᵀy < 0: once kept
+                       (np.array([2.0, 0.0]), uphill, True)]:
+        assert curvature_pair_accepted(s, y, g) is kept, (y, g)
+
+
 @pytest.mark.parametrize("memory", [1, 10])
 def test_hd_directions_match_dense_bfgs(memory):
     objective, rate, steps = _double_well(), 0.1, 60
@@ -244,7 +259,7 @@ def test_hd_directions_match_dense_bfgs(memory):
     kept_s, kept_y, kept_at, skipped = [], [], [], 0
     for k in range(1, steps + 1):
         s, y = x[k] - x[k - 1], g[k] - g[k - 1]
-        if s @ y > EPS * -(g[k - 1] @ s):
+        if s @ y > 0 and s @ y > EPS * -(g[k - 1] @ s):
             kept_s.append(s)
             kept_y.append(y)
             kept_at.append(k)

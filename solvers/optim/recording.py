@@ -60,18 +60,23 @@ MACHINE_EPSILON = float(np.finfo(np.float64).eps)
 
 
 def curvature_pair_accepted(s: np.ndarray, y: np.ndarray, g_old: np.ndarray) -> bool:
-    """The L-BFGS-B update test: keep ``(s, y)`` unless ``sᵀy <= eps * (-g_oldᵀ s)``.
+    """The L-BFGS-B update test: keep ``(s, y)`` unless ``sᵀy <= eps * (-g_oldᵀ s)``, and never
+    a pair with ``sᵀy <= 0``.
 
-    This is the skip rule of ``mainlb`` in L-BFGS-B 3.0 (scipy's ``__lbfgsb.c``: ``dr <= epsmach *
-    ddum`` with ``dr = (gd - gdold) * stp`` = sᵀy and ``ddum = -gdold * stp`` = -g_oldᵀ s),
-    with eps the float64 machine epsilon.
+    The first part is the skip rule of ``mainlb`` in L-BFGS-B 3.0 (scipy's ``__lbfgsb.c``: ``dr <=
+    epsmach * ddum`` with ``dr = (gd - gdold) * stp`` = sᵀy and ``ddum = -gdold * stp`` =
+    -g_oldᵀ s), with eps the float64 machine epsilon. It assumes a descent step (``g_oldᵀ s <
+    0``), which a line search guarantees; a fixed-step method (``hd``) whose step went uphill
+    through rounding (a diverging run) could otherwise store ``sᵀy = 0`` and divide by it. For
+    descent steps the two rules agree.
 
     Args:
         s: float64 ``(n,)`` step ``x_{k+1} - x_k``.
         y: float64 ``(n,)`` gradient change ``g_{k+1} - g_k``.
         g_old: float64 ``(n,)`` gradient at ``x_k``.
     """
-    return bool(float(s @ y) > MACHINE_EPSILON * -float(g_old @ s))
+    sy = float(s @ y)
+    return bool(sy > 0.0 and sy > MACHINE_EPSILON * -float(g_old @ s))
 
 
 def zero_gradient_outcome(loss: float, start_loss: float) -> tuple[str, str, bool]:
