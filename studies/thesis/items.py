@@ -682,8 +682,11 @@ from .landscape_items import (build_b1, build_b2, build_distance, build_interpol
                               build_spectra, build_step_sizes, build_surface)
 
 _CURVE_DEFAULTS = ("Best-so-far median over seeds 0-9 (§4.7, ambiguity 11); L-BFGS steps are "
-                   "evaluations, GD/HD iterations, GD_LS iterations (ambiguity 6); HD 700 steps "
-                   "(ambiguity 9), L-BFGS_M1 300 (ambiguity 10); pixel starts from the "
+                   "evaluations, GD/HD iterations, GD_LS iterations (ambiguity 6); HD 700 steps, "
+                   "H0 = (s'y / y'y) I of the newest pair and I before the first (ambiguity 9), "
+                   "a pair skipped by L-BFGS-B's own test, s'y <= eps (-g's) (the guide's "
+                   "eps y'y is not what L-BFGS-B tests), or when s'y <= 0 (a fixed step may go "
+                   "uphill); L-BFGS_M1 300 (ambiguity 10); pixel starts from the "
                    "transposed CNN's output (ambiguity 4); the CNN in float32, pixels and "
                    "physics in float64 (ambiguity 25).")
 _PUBLISHED = ("Step sizes: the published Tables B.1-B.3 (guide §3); dotted, '(tuned)': the "
