@@ -72,6 +72,22 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an unrecognized argument is reported by the (sub)command it was
+        given to (``nrto spectrum: error: ... (see nrto spectrum --help)``), not by ``nrto``."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = self
+            for token in sys.argv[1:] if args is None else args:
+                commands = [a for a in parser._actions
+                            if isinstance(a, argparse._SubParsersAction)]
+                if commands and token in commands[0].choices:
+                    parser = commands[0].choices[token]
+                elif not str(token).startswith("-"):
+                    break
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
 
 # -- argument types --------------------------------------------------------------------------------
 

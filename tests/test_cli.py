@@ -401,3 +401,16 @@ def test_the_pairs_hint_of_a_cnn_run_says_all_pairs(tmp_path, make_config, make_
               make_result(0))
     with pytest.raises(AnalysisError, match="--pairs-until 5` or `--all-pairs`"):
         RunAnalyzer(path, 0).lbfgs_matrix(5)
+
+
+@pytest.mark.parametrize("argv, prog", [
+    (["inspect", "x.h5", "--bogus"], "nrto inspect"),
+    (["--debug", "spectrum", "x.h5", "--run", "0", "--at", "final", "--k", "3"], "nrto spectrum"),
+    (["study", "run", "s.toml", "--bogus", "1"], "nrto study run"),
+    (["reproduce", "thesis", "--bogus"], "nrto reproduce thesis"),
+    (["--bogus"], "nrto")])
+def test_an_unknown_option_is_reported_by_the_command_it_was_given_to(argv, prog, nrto):
+    code, out, err = nrto(*argv)
+    assert code == 2 and out == ""
+    assert err.startswith(f"{prog}: error: unrecognized arguments: ") and \
+        err.rstrip().endswith(f"(see {prog} --help)") and len(err.splitlines()) == 1, err
