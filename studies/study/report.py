@@ -190,7 +190,7 @@ def _per_seed_figures(folder: StudyFolder, cells, records) -> list[Path]:
     panels: dict[tuple, list] = {}
     for (problem, model, penal, method), members in _groups(cells).items():
         panels.setdefault((problem, model, penal), []).append((method, members))
-    written = []
+    written, names = [], _file_names(problem for problem, _, _ in panels)
     for (problem, model, penal), groups in panels.items():
         figure, axis = plt.subplots(figsize=(6, 4))
         for index, (method, members) in enumerate(groups):
@@ -208,7 +208,7 @@ def _per_seed_figures(folder: StudyFolder, cells, records) -> list[Path]:
         axis.set_ylabel("loss (raw, per seed)")
         axis.set_title(literal(f"{problem} / {model} / p = {penal:g}: every seed"))
         axis.legend()
-        path = out / f"seeds-{_safe(problem)}-{model}-p{penal:g}.png"
+        path = out / f"seeds-{names[problem]}-{model}-p{penal:g}.png"
         figure.savefig(path, dpi=100, bbox_inches="tight")
         plt.close(figure)
         written.append(path)
@@ -226,6 +226,7 @@ def _figures(folder: StudyFolder, cells, records, curves) -> list[Path]:
     panels: dict[tuple, list] = {}
     for group, curve in curves.items():
         panels.setdefault(group[:3], []).append((group[3], curve))
+    names = _file_names(problem for problem, _, _ in panels)
     for (problem, model, penal), lines in panels.items():
         figure, axis = plt.subplots(figsize=(6, 4))
         for method, (steps, median, q25, q75) in lines:
@@ -236,7 +237,7 @@ def _figures(folder: StudyFolder, cells, records, curves) -> list[Path]:
         axis.set_ylabel("best loss so far (median, IQR)")
         axis.set_title(literal(f"{problem} / {model} / p = {penal:g}"))
         axis.legend()
-        path = out / f"curves-{_safe(problem)}-{model}-p{penal:g}.png"
+        path = out / f"curves-{names[problem]}-{model}-p{penal:g}.png"
         figure.savefig(path, dpi=100, bbox_inches="tight")
         plt.close(figure)
         written.append(path)
@@ -268,15 +269,23 @@ def _figures(folder: StudyFolder, cells, records, curves) -> list[Path]:
     return written
 
 
-def _safe(text: str) -> str:
-    """A file-name part for a label: ASCII letters, digits and ``._-`` kept, at most 60 of them;
-    a label that had to change gets 8 hex digits of its hash, so that two labels (``a|b`` and
-    ``a_b``) never share a figure and a long one stays under the 255-byte name limit."""
-    kept = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in text)
-    if kept == text and 0 < len(text) <= 60 and not text.startswith("."):
-        return text
-    kept = "_" + kept[1:] if kept.startswith(".") else kept  # no hidden file, no ".."
-    return f"{kept[:60]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+def _file_names(labels) -> dict[str, str]:
+    """A file-name part per label: ASCII letters, digits and ``._-`` kept, others ``_``, and
+    8 hex digits of the label's hash added where the result would be ambiguous (two labels such
+    as ``a|b`` and ``a_b``), longer than 60 characters, empty or hidden (``.x``)."""
+    labels = sorted(set(labels))
+    plain = {label: "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_"
+                            for ch in label) for label in labels}
+    taken: dict[str, int] = {}
+    for name in plain.values():
+        taken[name] = taken.get(name, 0) + 1
+    names = {}
+    for label, name in plain.items():
+        if taken[name] > 1 or not 0 < len(name) <= 60 or name.startswith("."):
+            name = name[:60].replace(".", "_", 1) if name.startswith(".") else name[:60]
+            name = f"{name}-{hashlib.sha256(label.encode()).hexdigest()[:8]}"
+        names[label] = name
+    return names
 
 
 def write_report(path: str | Path, per_seed: bool = False) -> Path:
