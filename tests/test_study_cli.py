@@ -77,6 +77,8 @@ def test_other_bad_arguments(tmp_path, capsys):
     _one_line_usage_error(capsys, ["run", spec, "--shard", "3/2"], "--shard expects I/N")
     _one_line_usage_error(capsys, ["run", str(tmp_path / "missing.toml")], "no such study spec")
     _one_line_usage_error(capsys, ["status", str(tmp_path / "nothing")], "holds no study")
+    for command in ("status", "report"):  # the spec (or REPORT.md) given instead of its folder
+        _one_line_usage_error(capsys, [command, spec], "is a file, not a study folder")
     _one_line_usage_error(capsys, ["run", spec, "--jobs", "0"], "positive integer")
     assert not (tmp_path / "results").exists()
 

@@ -398,6 +398,9 @@ class StudyFolder:
 
     def study(self) -> Study:
         """The study stored in the folder (for ``status`` and ``report``)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise StudyError(f"{self.path} is a file, not a study folder (the folder that "
+                             f"holds study.json, records/ and REPORT.md)")
         data = self.read_spec()
         if data is None:
             raise StudyError(f"{self.path} holds no study (no {self.spec_path.name}); run "
