@@ -55,6 +55,7 @@ __all__ = [
     "DamagedRecord",
     "StudyFolder",
     "atomic_write_bytes",
+    "damaged_derived",
     "decode_array",
     "design_to_uint8",
     "encode_array",
@@ -107,9 +108,16 @@ def read_derived_json(path: Path) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise ValueError(f"it holds a {type(data).__name__}, not a table")
     except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError too
-        raise StudyError(f"{path} is damaged ({' '.join(str(error).split())[:120]}): restore "
-                         f"it (git checkout -- {path}) or delete it to compute it again") from None
+        raise damaged_derived(path, error) from None
     return data
+
+
+def damaged_derived(path: Path, error: BaseException, *, also: str = "") -> StudyError:
+    """The error for a damaged file that a reproduction derived and committed: what is wrong
+    and how to recover (``also``: a companion file to delete with it)."""
+    delete = f"delete it and {also}" if also else "delete it"
+    return StudyError(f"{path} is damaged ({' '.join(str(error).split())[:120]}): restore it "
+                      f"(git checkout -- {path}) or {delete} to compute it again")
 
 
 def set_aside(path: Path, problem: str, consequence: str) -> Path:

@@ -58,8 +58,7 @@ def _load(folder: StudyFolder):
 
 def study_status(path: str | Path) -> dict[str, Any]:
     """Counts of the study's cells (done, failed, partial, pending), CPU-hours, tuning progress."""
-    from .tune import _load as load_trials
-    from .tune import group_id, tune_groups, tuned_values, untuned_groups
+    from .tune import group_id, tune_groups, tuned_values, tuning_progress, untuned_groups
 
     folder = StudyFolder(path)
     study = folder.study()
@@ -79,19 +78,16 @@ def study_status(path: str | Path) -> dict[str, Any]:
     tune = None
     if study.tune is not None:
         groups = tune_groups(study)
-        trials = {g.id: load_trials(folder, g) for g in groups}
-        tune_cpu = 0.0
-        for trial_folder in [folder.records_dir("tune")]:
-            for file in trial_folder.glob("*.json") if trial_folder.exists() else []:
-                tune_cpu += CompactRecord.cpu_s(file)
+        progress = tuning_progress(study, folder)
+        tune_cpu = progress.cpu_s
         tuned_methods = set(study.tune.methods)
         untuned = {g.id for g in untuned_groups(study, folder)}
         missing = [c for c in expand(study, {g.id: 1.0 for g in groups})
                    if c.method in tuned_methods] if groups else []
         stuck = sum(1 for c in missing if group_id(c) in untuned)
         waiting = len(missing) - sum(1 for c in cells if c.method in tuned_methods) - stuck
-        tune = {"groups": len(groups), "trials": sum(g.trials for g in groups),
-                "trials_done": sum(min(len(trials[g.id]), g.trials) for g in groups),
+        tune = {"groups": len(groups), "trials": progress.trials_total,
+                "trials_done": progress.trials_done,
                 "waiting_cells": int(waiting), "untuned_groups": sorted(untuned),
                 "untuned_cells": stuck, "cpu_hours": tune_cpu / 3600.0}
         cpu += tune_cpu

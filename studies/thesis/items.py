@@ -31,8 +31,7 @@ from typing import Any
 import numpy as np
 
 from studies.study import Study, StudyFolder
-from studies.study.spec import StudyError
-from studies.study.records import atomic_write_bytes, read_derived_json
+from studies.study.records import atomic_write_bytes, damaged_derived, read_derived_json
 
 from . import figures, specs
 from .curves import RunSet, best_so_far, load_runs, summarize
@@ -652,9 +651,7 @@ def _cache(ctx: Context, item: Item, compute: Callable[[], dict]) -> dict:
             with np.load(arrays_path) as data:  # allow_pickle stays False: arrays only
                 arrays = {k: data[k] for k in data.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-            raise StudyError(f"{arrays_path} is damaged ({' '.join(str(error).split())[:120]}): "
-                             f"restore it (git checkout -- {arrays_path}) or delete it and "
-                             f"{meta_path.name} to compute them again") from None
+            raise damaged_derived(arrays_path, error, also=meta_path.name) from None
         return {**meta, **arrays}
     cpu0 = time.process_time()
     result = compute()
