@@ -133,6 +133,8 @@ def lanczos(op: LinearOperator, steps: int, seed: int | np.random.Generator | No
         A :class:`LanczosResult` (``m = steps`` unless it broke down early).
     """
     n = _check_square(op)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+        raise TypeError(f"steps must be an integer, got {steps!r}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if reorthogonalize and steps > n:
@@ -160,6 +162,10 @@ def lanczos(op: LinearOperator, steps: int, seed: int | np.random.Generator | No
         if store:
             basis_rows[j] = q
         w = np.asarray(op.matvec(q), dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(w)):
+            raise ValueError(
+                f"the operator's product with Lanczos vector {j + 1} is not finite (NaN or inf); "
+                "the curvature at this point is undefined (e.g. the loss itself is not finite)")
         alpha = float(q @ w)
         w = w - alpha * q - beta_previous * q_previous
         if reorthogonalize:

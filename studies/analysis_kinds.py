@@ -171,7 +171,10 @@ class SpectrumKind:
         total = runs * steps_used
         counted = _ReportingOperator(op, lambda done: progress("slq", done, total))
         progress("slq", 0, total)
-        result = landscape.slq(counted, num_runs=runs, num_steps=steps_used, seed=seed)
+        try:
+            result = landscape.slq(counted, num_runs=runs, num_steps=steps_used, seed=seed)
+        except ValueError as error:  # e.g. a non-finite product at a diverged iterate
+            raise AnalysisError(f"{analyzer.run_id} at iterate {k}: {error}") from None
         progress("slq", counted.count, counted.count)  # runs that found an invariant subspace
         name = f"{self.kind}/{self.key(settings)}"
         return SpectrumAnalysis(*analyzer._common(name), operator, k, result, settings)

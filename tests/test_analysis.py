@@ -16,6 +16,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+from scipy.sparse.linalg import LinearOperator
 
 import landscape
 from solvers.result import RecordOptions
@@ -276,6 +277,24 @@ def test_what_was_not_stored_is_a_one_line_usage_error(runs, capsys):
     np.testing.assert_allclose(line.interpolation.losses[[0, -1]], losses[[0, 3]], rtol=1e-10)
     assert _cli(capsys, "spectrum", path, "--run", ids["sparse"], "--operator", "lbfgs", "--at",
                 3, "--steps", 5, "--no-progress")[0] == 0
+
+
+def test_a_curvature_that_is_not_finite_is_a_one_line_error(runs, capsys, monkeypatch):
+    """A Hessian-vector product with NaN (as at a diverged iterate) names the run and the
+    iterate on one line; nothing is stored."""
+    path, ids = runs
+    before = ResultsFile(path).analyses(ids["pixel"])
+
+    def poisoned(objective, theta):
+        return LinearOperator((theta.size, theta.size), matvec=lambda v: np.full(v.size, np.nan),
+                              dtype=np.float64)
+
+    monkeypatch.setattr(landscape, "HessianOperator", poisoned)
+    code, out, err = _cli(capsys, "spectrum", path, "--run", ids["pixel"], "--at", 2,
+                          "--steps", 5, "--no-progress")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert f"{ids['pixel']} at iterate 2:" in err and "is not finite" in err, err
+    assert ResultsFile(path).analyses(ids["pixel"]) == before
 
 
 def test_write_analysis_validates_replaces_and_is_dropped_with_its_run(tmp_path, make_config,

@@ -72,6 +72,13 @@ def test_lanczos_input_checks_and_reproducibility():
         lanczos(op, steps=3)
     with pytest.raises(ValueError, match="nonzero"):
         lanczos(op, steps=3, start=np.zeros(6))
+    with pytest.raises(TypeError, match="steps must be an integer, got 2.5"):
+        lanczos(op, steps=2.5, seed=0)
+    # A product that is not finite (a diverged point) names itself instead of failing later in
+    # the tridiagonal eigensolver (here the very first product has an inf entry).
+    poisoned = aslinearoperator(np.diag([1.0, np.inf, 1.0, 1.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="Lanczos vector 1 is not finite"):
+        lanczos(poisoned, steps=3, seed=0)
     first, second = lanczos(op, 4, seed=9), lanczos(op, 4, seed=9)
     np.testing.assert_array_equal(first.alphas, second.alphas)
     # Without reorthogonalization more than n steps are allowed (and nothing is stored).
