@@ -57,17 +57,30 @@ class UsageError(Exception):
     """A problem with what the user asked for; reported as one line, exit status 2."""
 
 
+class _ExtendList(argparse.Action):
+    """``action="extend"`` of every ``nrto`` parser: a list option given twice keeps both lists
+    (``--seed 0 1 --seed 2`` is seeds 0, 1, 2), where argparse's plain ``nargs="+"`` would keep
+    only the last. Unlike argparse's own "extend", the first use replaces the default instead
+    of appending to it (``--designs-at 5`` is [5], not the default [0, -1] plus 5)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest, None)
+        given = [] if current is None or current is self.default else list(current)
+        setattr(namespace, self.dest, given + list(values))
+
+
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one line (no usage block) with exit status 2.
 
     Values that start with ``-`` followed by a digit, a point or ``inf``/``nan`` (``-5x10``,
     ``-inf``, ``-.5``) are values, not options, so that their own check reports them (argparse
-    would say "expected one argument").
+    would say "expected one argument"). Its ``action="extend"`` is :class:`_ExtendList`.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
+        self.register("action", "extend", _ExtendList)
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -210,14 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.add_argument("--volfrac", type=_volume_fraction, metavar="F",
                           help="volume fraction in (0, 1] with --size (default: the task's); it "
                                "must leave at least one element of material")
-    optimize.add_argument("--model", required=True, nargs="+", choices=("cnn", "pixel"),
+    optimize.add_argument("--model", required=True, nargs="+", action="extend",
+                          choices=("cnn", "pixel"),
                           help="cnn: the paper's neural reparameterization; pixel: one density "
                                "per element (several: one run each)")
-    optimize.add_argument("--optimizer", required=True, nargs="+", metavar="METHOD",
-                          help=f"{', '.join(REGISTRY)} (several: one run each)")
+    optimize.add_argument("--optimizer", required=True, nargs="+", action="extend",
+                          metavar="METHOD", help=f"{', '.join(REGISTRY)} (several: one run each)")
     optimize.add_argument("--steps", required=True, type=_positive_int, metavar="N",
                           help="budget of each run (as solvers.optimize counts it)")
-    optimize.add_argument("--seed", nargs="+", type=_seed, default=[0], metavar="S",
+    optimize.add_argument("--seed", nargs="+", action="extend", type=_seed, default=[0],
+                          metavar="S",
                           help="seed(s) in [0, 2**32) of the CNN initialization and stochastic "
                                "methods (default 0)")
     optimize.add_argument("--penal", type=_positive_float, default=3.0, metavar="P",
@@ -231,10 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="model option, e.g. upsampling=transpose (repeatable)")
     optimize.add_argument("--iterates-every", type=_non_negative_int, default=0, metavar="K",
                           help="store every K-th iterate (0: none)")
-    optimize.add_argument("--iterates-at", type=_non_negative_int, nargs="+", default=[],
-                          metavar="K", help="also store these iterates (e.g. for a spectrum there)")
-    optimize.add_argument("--designs-at", type=int, nargs="+", default=[0, -1], metavar="K",
-                          help="iterates whose design is stored (-1: the last)")
+    optimize.add_argument("--iterates-at", type=_non_negative_int, nargs="+", action="extend",
+                          default=[], metavar="K",
+                          help="also store these iterates (e.g. for a spectrum there)")
+    optimize.add_argument("--designs-at", type=int, nargs="+", action="extend", default=[0, -1],
+                          metavar="K", help="iterates whose design is stored (-1: the last)")
     pairs = optimize.add_mutually_exclusive_group()
     pairs.add_argument("--no-pairs", action="store_true",
                        help="do not store L-BFGS correction pairs")
@@ -251,8 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = commands.add_parser("resume", help="continue partial (interrupted) runs")
     resume.add_argument("file", type=Path, metavar="FILE.h5")
-    resume.add_argument("--run", nargs="+", metavar="ID", help="runs to resume (default: all "
-                        "partial runs)")
+    resume.add_argument("--run", nargs="+", action="extend", metavar="ID",
+                        help="runs to resume (default: all partial runs)")
     _add_run_arguments(resume)
 
     inspect = commands.add_parser("inspect", help="table of the runs in a results file")
@@ -262,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = commands.add_parser("plot", help="draw designs and loss curves")
     plot.add_argument("file", type=Path, metavar="FILE.h5")
-    plot.add_argument("--run", nargs="+", metavar="ID", help="runs to draw (default: all)")
+    plot.add_argument("--run", nargs="+", action="extend", metavar="ID",
+                      help="runs to draw (default: all)")
     plot.add_argument("--out", required=True, type=Path, metavar="FIGURE.png")
 
     spectrum = _analysis_parser(commands, "spectrum", "SLQ eigenvalue density of the Hessian or "
@@ -403,6 +420,12 @@ def _optimize_configs(args) -> list:
     from studies.runner import ConfigurationError, problem_fields, validate_config
     from studies.store import RunConfig
 
+    for flag, values in (("--model", args.model), ("--optimizer", args.optimizer),
+                         ("--seed", args.seed)):
+        repeated = [str(value) for value in dict.fromkeys(values) if values.count(value) > 1]
+        if repeated:
+            raise UsageError(f"{flag} lists {', '.join(repeated)} more than once, which would "
+                             f"compute the same runs twice; give each value once")
     try:
         _check_memory_of_size(args)
         problem = problem_fields(args.problem, args.size, args.volfrac,

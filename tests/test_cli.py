@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studies.cli import main
+from studies.cli import build_parser, main
 from studies.store import ResultsFile, write_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,13 +78,16 @@ def _error_cases(tmp_path: Path, stored: Path) -> dict[str, list]:
         "seed beyond the store": ["optimize", *TINY, "--optimizer", "lbfgs", "--steps", 3,
                                   "--seed", 2**70, *out],
         "extent that overflows": ["surface", stored, "--run", 0, "--extent", "1e308"],
+        "a seed twice": ["optimize", *TINY, "--optimizer", "lbfgs", "--steps", 3, "--seed", 0,
+                         1, "--seed", 1, *out],
     }
 
 
 # what each message must say (the case names above)
 _MESSAGES = {"volfrac -inf": "volume fraction in (0, 1]", "negative size": "WIDTHxHEIGHT",
              "volfrac without material": "at least one", "seed beyond the store": "[0, 2**32)",
-             "extent that overflows": "up to 1e+06"}
+             "extent that overflows": "up to 1e+06",
+             "a seed twice": "--seed lists 1 more than once"}
 
 
 def test_usage_errors_exit_2_with_one_line(tmp_path, stored, nrto):
@@ -414,3 +417,21 @@ def test_an_unknown_option_is_reported_by_the_command_it_was_given_to(argv, prog
     assert code == 2 and out == ""
     assert err.startswith(f"{prog}: error: unrecognized arguments: ") and \
         err.rstrip().endswith(f"(see {prog} --help)") and len(err.splitlines()) == 1, err
+
+
+def test_a_list_option_given_twice_keeps_both_lists_and_replaces_its_default():
+    parser = build_parser()
+    base = ["optimize", "--problem", "mbb_beam_96x32_0.5", "--steps", "3", "--out", "x.h5"]
+    args = parser.parse_args(base + ["--model", "pixel", "--optimizer", "oc", "--model", "cnn",
+                                     "--seed", "0", "1", "--seed", "2", "--designs-at", "5"])
+    assert (args.model, args.optimizer, args.seed) == (["pixel", "cnn"], ["oc"], [0, 1, 2])
+    assert args.designs_at == [5]  # the default [0, -1] is replaced, not extended
+    args = parser.parse_args(base + ["--model", "pixel", "--optimizer", "oc"])
+    assert (args.seed, args.designs_at, args.iterates_at) == ([0], [0, -1], [])
+    # a second parse does not see the first one's values (the defaults are not mutated)
+    assert build_parser().parse_args(base + ["--model", "cnn", "--optimizer", "gd"]).seed == [0]
+    args = parser.parse_args(["reproduce", "paper-benchmark", "--tasks", "small", "--seeds",
+                              "-1", "--tasks", "mbb_beam_96x32_0.5", "--seeds", "0"])
+    assert (args.tasks, args.seeds) == (["small", "mbb_beam_96x32_0.5"], [-1, 0])
+    args = parser.parse_args(["reproduce", "thesis", "--items", "table-3.3", "--items", "fig-3.4"])
+    assert args.items == ["table-3.3", "fig-3.4"]

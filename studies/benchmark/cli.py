@@ -80,12 +80,12 @@ def add_paper_benchmark(subparsers, targets: dict | None = None) -> argparse.Arg
         description="Run the 116-task benchmark of Hoyer, Sohl-Dickstein & Greydanus (2019), "
         "or part of it, through the study engine; then write its results from the records.")
     what = parser.add_argument_group("cells")
-    what.add_argument("--tasks", nargs="+", metavar="SEL",
+    what.add_argument("--tasks", nargs="+", action="extend", metavar="SEL",
                       help="small (62 tasks), large (54), all (116, default) or task names")
-    what.add_argument("--seeds", nargs="+", type=_paper_seed, metavar="S",
+    what.add_argument("--seeds", nargs="+", action="extend", type=_paper_seed, metavar="S",
                       help="the paper's seeds: -1 the constant start (pixel methods only), "
                            ">= 0 a CNNModel seed (default: -1 0)")
-    what.add_argument("--methods", nargs="+", choices=METHODS, metavar="M",
+    what.add_argument("--methods", nargs="+", action="extend", choices=METHODS, metavar="M",
                       help=f"a subset of {', '.join(METHODS)} (default: all)")
     what.add_argument("--steps", type=_positive, metavar="N",
                       help="budget of every run (default 1000); summaries at min(N, 1000)")

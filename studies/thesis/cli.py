@@ -87,7 +87,7 @@ def add_thesis_target(subparsers) -> None:
         "thesis", help="the 2021 thesis's Chapter 3 and Appendices B-C (issue 9)",
         description="Run the studies the chosen items need (resuming from their records) and "
                     "write the tables, figures and REPORT.md under --out.")
-    parser.add_argument("--items", nargs="+", metavar="ITEM",
+    parser.add_argument("--items", nargs="+", action="extend", metavar="ITEM",
                         help="items to build (default: all; --list shows them)")
     parser.add_argument("--list", action="store_true", help="list the items and exit")
     parser.add_argument("--quick", action="store_true",
