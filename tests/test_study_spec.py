@@ -107,6 +107,47 @@ def test_bad_specs_raise_one_line(changes, message):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("changes, message", [
+    ({"overrides": [{"match": {"problem": "a"}, "options": {"memory": 5}}]},
+     "override 0: match problem = 'a' is not in this study's grid"),
+    ({"exclude": [{"method": "LBFGS", "seed": 0}, {"method": ["OC", "MMA"], "seed": 1}]},
+     "exclude 1: match method = 'MMA' is not in this study's grid, so the entry could never "
+     "apply; its method values are \\['LBFGS', 'OC'\\]"),
+    ({"exclude": [{"seed": 2}]}, "match seed = 2"),
+    ({"exclude": [{"penal": "3"}]}, "match penal = '3'"),
+    ({"exclude": [{"variant": "fast"}]}, "match variant = 'fast'"),
+    ({"methods": [{"name": "GD", "optimizer": "gd"}],
+      "tune": {"methods": ["GD"], "overrides": [{"match": {"steps": 9}, "trials": 2}]}},
+     "tune override 0: match steps = 9"),
+])
+def test_a_spec_file_whose_override_or_exclusion_could_never_apply_is_refused(
+        changes, message, tmp_path):
+    """A mistyped match value silently changes nothing (or computes cells meant to be left
+    out); the files people write are checked (the generated reproduction specs are not)."""
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({**TINY, **changes}))
+    with pytest.raises(StudyError, match=message) as error:
+        load_study(path)
+    assert "\n" not in str(error.value)
+    expand(_study(**changes))  # valid as data: the grid simply has no cell it applies to
+    # the same entries with values of the grid load
+    fine = {**TINY, "overrides": [{"match": {"problem": ["A", "B"], "penal": 3,
+                                             "optimizer": "oc", "seed": 1, "steps": 8,
+                                             "variant": ""}, "options": {"move": 0.1}}],
+            "exclude": [{"method": "OC", "seed": 0}]}
+    path.write_text(json.dumps(fine))
+    assert len(expand(load_study(path))) == 6  # 2 problems x 2 seeds x 2 methods, less OC at 0
+
+
+def test_tuning_an_option_the_method_lacks_is_refused():
+    with pytest.raises(StudyError, match="tune: method 'LBFGS' \\(lbfgs\\) has no option "
+                                         "'learning_rate' to tune; its options: memory"):
+        _study(tune={"methods": ["LBFGS"]})
+    with pytest.raises(StudyError, match="has no option 'momentum'"):
+        _study(methods=[{"name": "GD", "optimizer": "gd"}],
+               tune={"methods": ["GD"], "option": "momentum"})
+
+
 def test_a_spec_nested_too_deeply_or_not_text_is_one_line_not_a_traceback(tmp_path):
     """Python's JSON and TOML parsers recurse: 100 000 nested brackets raised RecursionError."""
     deep = "[" * 100_000 + "]" * 100_000

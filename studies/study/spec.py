@@ -262,6 +262,16 @@ class MethodEntry:
                    models, curve)
 
 
+def _check_tuned_option(method: MethodEntry, option: str) -> None:
+    from solvers.optim.registry import method_spec
+
+    options_class = method_spec(method.optimizer).options_class
+    valid = [field.name for field in dataclasses.fields(options_class)]
+    if option not in valid:
+        raise StudyError(f"tune: method {method.name!r} ({method.optimizer}) has no option "
+                         f"{option!r} to tune; its options: {', '.join(valid)}")
+
+
 def _check_method(optimizer: str, options: Mapping[str, Any], where: str) -> None:
     from solvers.optim.options import make_options
 
@@ -521,7 +531,46 @@ class Study:
             if unknown:
                 raise StudyError(f"tune.methods names unknown methods {unknown}; the study's "
                                  f"methods are {labels}")
+            for method in methods:
+                if method.name in study.tune.methods:
+                    _check_tuned_option(method, study.tune.option)
         return study
+
+    def _match_values(self) -> dict[str, list[Any]]:
+        """The values each match key (:data:`_MATCH_KEYS`) can take in this grid."""
+        variants = ([str(v.get("name", f"v{i}")) for i, v in enumerate(self.variants)]
+                    if len(self.variants) > 1 else [""])
+        return {"problem": [p.label for p in self.problems], "model": list(self.models),
+                "penal": list(self.penalties), "method": [m.name for m in self.methods],
+                "optimizer": list(dict.fromkeys(m.optimizer for m in self.methods)),
+                "variant": variants,
+                "seed": sorted({*self.seeds, *(s for m in self.methods for s in m.seeds)}),
+                "steps": sorted({*self.steps, *(s for m in self.methods for s in m.steps)})}
+
+    def check_matches(self) -> Study:
+        """Refuse an override, exclusion or tuning override whose match names a value the grid
+        does not have: it could never apply (a mistyped label would silently change nothing,
+        or compute cells meant to be excluded). :func:`load_study` applies it to the specs
+        people write; generated specs (the reproductions) may carry a table of overrides
+        broader than their grid on purpose (every test code's step, whatever the grid holds).
+
+        Returns:
+            The study itself.
+        """
+        values = self._match_values()
+        entries = [*((f"override {i}", o.match) for i, o in enumerate(self.overrides)),
+                   *((f"exclude {i}", e) for i, e in enumerate(self.exclude)),
+                   *((f"tune override {i}", o.get("match", {})) for i, o in
+                     enumerate(self.tune.overrides if self.tune is not None else ()))]
+        for where, match in entries:
+            for key, wanted in match.items():
+                for value in (wanted if isinstance(wanted, list) else [wanted]):
+                    if isinstance(value, bool) or value not in values[key]:
+                        raise StudyError(
+                            f"{where}: match {key} = {_shown(value)} is not in this study's "
+                            f"grid, so the entry could never apply; its {key} values are "
+                            f"{_shown(values[key])}")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical spec (inverse of :meth:`from_dict`, problems resolved)."""
@@ -564,7 +613,8 @@ def load_study(path: str | Path) -> Study:
     :class:`Study` or a mapping, and is executed: load only Python specs you trust).
 
     Raises:
-        StudyError: unreadable file, unknown suffix, a syntax error, or an invalid spec.
+        StudyError: unreadable file, unknown suffix, a syntax error, an invalid spec, or an
+            override or exclusion that names a value its grid lacks (:meth:`Study.check_matches`).
     """
     path = Path(path)
     if not path.is_file():
@@ -579,7 +629,7 @@ def load_study(path: str | Path) -> Study:
             if data is None:
                 raise StudyError(f"{path} defines no STUDY (a Study or a dict)")
             if isinstance(data, Study):
-                return data
+                return data.check_matches()
         else:
             raise StudyError(f"{path}: a study spec is a .toml, .json or .py file")
     except UnicodeDecodeError as error:
@@ -588,7 +638,7 @@ def load_study(path: str | Path) -> Study:
                          f"JSON or Python text file") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, SyntaxError) as error:
         raise StudyError(f"{path}: {' '.join(str(error).split())}") from None
-    return Study.from_dict(data)
+    return Study.from_dict(data).check_matches()
 
 
 # -- cells -----------------------------------------------------------------------------------------
