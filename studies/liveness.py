@@ -134,10 +134,15 @@ class RunLease:
             raise RunBusyError(f"{self.subject} is marked as being computed by "
                                f"{previous.describe()}; from {here} it cannot be told whether "
                                f"that process still runs: if it does not, delete {self.sidecar}")
-        self._held = True
         now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        with atomic_output(self.sidecar) as temporary:
-            temporary.write_text(json.dumps({"pid": os.getpid(), "host": here, "started": now}))
+        try:
+            with atomic_output(self.sidecar) as temporary:
+                temporary.write_text(json.dumps({"pid": os.getpid(), "host": here,
+                                                 "started": now}))
+        except BaseException:  # e.g. a full disk: give the lock back, or the next try of this
+            self._lock.release()  # process would find it "held by another process"
+            raise
+        self._held = True
         return previous
 
     def release(self) -> None:

@@ -17,22 +17,76 @@ The rules (results files, figures, CSVs and lock files alike):
 * Writes are atomic: the content goes to ``.NAME.tmp-PID<suffix>`` in the same folder, is
   fsync'ed and renamed over ``NAME`` (``os.replace``), then the folder is fsync'ed; on any error
   the temporary file is removed and ``NAME`` is left as it was.
+* A write that fails because the file system is full (or a quota is exceeded) raises
+  :class:`NoSpaceError`, one line with the space left, whatever the writer (HDF5 reports it
+  inside its own error text); :func:`check_free_space` refuses a write that cannot fit before
+  it starts.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["OutputError", "atomic_output", "check_output", "describe_size", "replace_with",
-           "temporary_prefix"]
+__all__ = ["NoSpaceError", "OutputError", "atomic_output", "check_free_space", "check_output",
+           "describe_size", "no_space", "replace_with", "temporary_prefix"]
+
+_NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class OutputError(Exception):
     """An output path that nrto refuses to write (the message is one line and says why)."""
+
+
+class NoSpaceError(OutputError):
+    """A write that its file system has no room for (full, or over a quota)."""
+
+
+def no_space(error: BaseException) -> str | None:
+    """``"No space left on device"`` or ``"Disk quota exceeded"`` when ``error`` says that a write
+    found its file system full, else None. HDF5 reports such a failure inside the text of an
+    ``OSError`` or ``RuntimeError`` of its own, so the text is read too."""
+    if isinstance(error, OSError) and error.errno in _NO_SPACE_ERRNOS:
+        return os.strerror(error.errno)
+    text = str(error)
+    return next((os.strerror(code) for code in _NO_SPACE_ERRNOS if os.strerror(code) in text),
+                None)
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(_folder(path)).free
+    except OSError:
+        return None
+
+
+def _no_space_error(path: Path, reason: str, needed: int | None = None) -> NoSpaceError:
+    free = _free_bytes(path)
+    need = f"it needs about {_bytes(needed)}, " if needed is not None else ""
+    room = f"{need}{_bytes(free)} free there" if free is not None else need.rstrip(", ")
+    return NoSpaceError(f"cannot write {path}: {reason}{f' ({room})' if room else ''}; free "
+                        f"some space or write elsewhere (nothing was replaced)")
+
+
+def check_free_space(path: str | os.PathLike, needed: int) -> None:
+    """Raise :class:`NoSpaceError` if the file system of ``path``'s folder has fewer than
+    ``needed`` bytes free for this user (a quota is not seen here; the write reports it)."""
+    real = Path(path)
+    free = _free_bytes(real)
+    if free is not None and free < needed:
+        raise _no_space_error(real, "its file system is too full", needed)
+
+
+def _bytes(count: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
 
 
 def temporary_prefix(path: Path) -> str:
@@ -124,8 +178,11 @@ def atomic_output(path: str | os.PathLike, *, suffix: str | None = None) -> Iter
     try:
         yield temporary
         replace_with(temporary, real)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        reason = no_space(error) if isinstance(error, Exception) else None
+        if reason is not None and not isinstance(error, NoSpaceError):
+            raise _no_space_error(real, reason) from None
         raise
 
 
@@ -161,8 +218,4 @@ def _keep_mode(real: Path, temporary: Path) -> None:
 
 def describe_size(path: str | os.PathLike) -> str:
     """``"12.3 MB"``: the size of a written file, for the line that reports it."""
-    size = Path(path).stat().st_size
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} bytes"
+    return _bytes(Path(path).stat().st_size)

@@ -32,6 +32,7 @@ from typing import Any
 from solvers.optim.registry import REGISTRY
 from solvers.result import OptimizationResult, ProgressInfo
 from studies.liveness import RunLease
+from studies.outputs import NoSpaceError
 from studies.store import ResultsFile, RunConfig, StoreLockedError, check_writable, write_run
 
 __all__ = [
@@ -424,10 +425,19 @@ def _execute(task: RunTask, leases: list, progress: bool, position: int,
         bar.set_postfix_str(f"step={info.iteration} loss={info.loss:.6g} "
                             f"best={info.best_loss:.6g}", refresh=False)
         bar.refresh()
-        if state["run_id"] is None or (checkpoint_every and info.iteration % checkpoint_every == 0):
+        first = state["run_id"] is None and not state.get("no_space")
+        if first or (checkpoint_every and info.iteration % checkpoint_every == 0):
             try:
                 store(info.snapshot(), partial=True, lock_timeout=_CHECKPOINT_LOCK_TIMEOUT)
             except StoreLockedError:  # other writers are busy: skip this checkpoint, not the run
+                return
+            except NoSpaceError as error:  # the run goes on: space may be freed before its end
+                if not state.get("no_space"):
+                    retry = (f"in {checkpoint_every} iterations, then at its end"
+                             if checkpoint_every else "at its end")
+                    tqdm.write(f"nrto: warning: {config.label}: checkpoint skipped: {error}; "
+                               f"the run continues (next try {retry})", file=sys.stderr)
+                state["no_space"] = True
                 return
             bar.set_description_str(f"{state['run_id']} {config.label}", refresh=False)
 

@@ -35,6 +35,7 @@ Conventions:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import functools
 import importlib.metadata
@@ -57,7 +58,7 @@ from solvers.result import OptimizationResult
 from studies.config import MODEL_KINDS, RunConfig  # noqa: F401 - re-exported
 from studies.config import dumps as _dumps
 from studies.jsontext import loads_json
-from studies.outputs import atomic_output, check_output, temporary_prefix
+from studies.outputs import atomic_output, check_free_space, check_output, temporary_prefix
 from studies.reader import (  # noqa: F401 - the reader's names are the store's too
     _ATTRIBUTES,
     _DATASETS,
@@ -234,7 +235,9 @@ def write_run(path: str | os.PathLike, config: RunConfig, result: OptimizationRe
         The run id, e.g. ``"run-0003"``.
 
     Raises:
-        OutputError: ``path`` cannot be written (see :mod:`studies.outputs`).
+        OutputError: ``path`` cannot be written (see :mod:`studies.outputs`); its subclass
+            :class:`~studies.outputs.NoSpaceError` when its file system has no room for the
+            new file (checked before writing, and reported if the write finds it full).
         StoreFormatError: ``path`` exists but is not an nrto results file, or has a damaged run.
         StoreLockedError: another writer held the lock too long.
         ValueError: a malformed ``run_id`` or an inconsistent ``result``.
@@ -250,6 +253,7 @@ def write_run(path: str | os.PathLike, config: RunConfig, result: OptimizationRe
     if lengths:  # stored, it would make the file refuse every later write
         raise ValueError(f"inconsistent result: {lengths}")
     partial = result.status == "interrupted" if partial is None else bool(partial)
+    check_free_space(path, _rewrite_bytes(path, result))
     with _atomic_rewrite(path, lock_timeout) as target:
         created = None
         target.attrs["schema"] = SCHEMA
@@ -280,6 +284,18 @@ def write_run(path: str | os.PathLike, config: RunConfig, result: OptimizationRe
         if on_run_id is not None:
             on_run_id(run_id)
     return run_id
+
+
+def _rewrite_bytes(path: Path, result: OptimizationResult) -> int:
+    """An upper bound of the bytes a rewrite of ``path`` with ``result`` needs in its folder:
+    the file as it is (copied into the new one) plus the result's arrays uncompressed, plus
+    128 KiB for HDF5's own structures and the run's attributes."""
+    values = (getattr(result, field.name) for field in dataclasses.fields(result))
+    arrays = [value for value in values if isinstance(value, np.ndarray)]
+    if result.state is not None:
+        arrays += list(result.state.arrays.values())
+    existing = path.stat().st_size if path.exists() else 0
+    return existing + sum(array.nbytes for array in arrays) + 2 ** 17
 
 
 @contextlib.contextmanager

@@ -435,3 +435,39 @@ def test_a_list_option_given_twice_keeps_both_lists_and_replaces_its_default():
     assert (args.tasks, args.seeds) == (["small", "mbb_beam_96x32_0.5"], [-1, 0])
     args = parser.parse_args(["reproduce", "thesis", "--items", "table-3.3", "--items", "fig-3.4"])
     assert args.items == ["table-3.3", "fig-3.4"]
+
+
+def test_a_checkpoint_that_finds_the_disk_full_is_skipped_and_the_run_goes_on(
+        tmp_path, nrto, monkeypatch):
+    """Space may be freed while a run computes: a checkpoint that cannot be written is skipped
+    with one warning, and the run is stored at its end; if the end cannot be written either,
+    the command says so on one line (exit 2) and the file stays as it was."""
+    import studies.runner
+    from studies.outputs import NoSpaceError
+
+    real, calls = studies.runner.write_run, []
+
+    def flaky(path, *args, **kwargs):
+        calls.append(kwargs.get("partial"))
+        if len(calls) <= 2:
+            raise NoSpaceError(f"cannot write {path}: No space left on device")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(studies.runner, "write_run", flaky)
+    out = tmp_path / "r.h5"
+    code, _, err = nrto("optimize", *TINY, "--optimizer", "oc", "--steps", 6,
+                        "--checkpoint-every", 3, "--no-progress", "--out", out)
+    assert code == 0, err
+    assert err.count("checkpoint skipped: cannot write") == 1, err
+    # the checkpoints at iterates 0 and 3 were refused; the one at 6 and the end were stored
+    assert calls == [True, True, True, False]
+    stored = ResultsFile(out).read("run-0000")
+    assert stored.result.iterations == 6 and not stored.partial
+
+    calls.clear()
+    monkeypatch.setattr(studies.runner, "write_run", lambda path, *a, **k: flaky(path))
+    before = out.read_bytes()
+    code, _, err = nrto("optimize", *TINY, "--optimizer", "oc", "--steps", 2, "--no-progress",
+                        "--out", out)
+    assert code == 2 and err.splitlines()[-1].startswith("nrto optimize: error: cannot write"), err
+    assert out.read_bytes() == before

@@ -6,6 +6,7 @@ bytes of files that must stay untouched, and the folder listings (no temporary f
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from studies.outputs import OutputError, atomic_output, check_output
+from studies.outputs import NoSpaceError, OutputError, atomic_output, check_output
 from studies.store import ResultsFile, write_run
 
 
@@ -129,3 +130,65 @@ def test_an_unwritable_results_path_fails_before_any_work(nrto):
                         "--steps", 100000, "--no-progress", "--out", "/proc/x.h5")
     assert code == 2 and "/proc" in err and len(err.strip().splitlines()) == 1, err
     assert time.monotonic() - start < 10  # refused up front, not after 100000 evaluations
+
+
+# an HDF5 write that found its disk full: the text of the error h5py raises (errno 28)
+_HDF5_FULL = ("Can't close file (file write failed: time = Mon Dec  7 08:49:07 2026\n, filename "
+              "= '/x/.a.h5.tmp-1', file descriptor = 4, errno = 28, error message = 'No space "
+              "left on device', buf = 0x5, total write size = 23832)")
+
+
+def test_a_full_disk_is_one_line_before_and_during_a_write(tmp_path, make_config, make_result,
+                                                           monkeypatch):
+    """A results file that cannot fit is refused before the write (free space against the file
+    plus the new arrays); a write that finds the disk full anyway (a quota, HDF5's own error
+    text) is the same one-line error; the file stays as it was and no temporary is left."""
+    import studies.outputs
+    import studies.store
+
+    path = tmp_path / "runs.h5"
+    write_run(path, make_config(0), make_result(0))
+    before = path.read_bytes()
+    usage = studies.outputs.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(studies.outputs.shutil, "disk_usage",
+                        lambda _: usage._replace(free=1000))
+    with pytest.raises(NoSpaceError, match=r"cannot write .*runs.h5: its file system is too full "
+                                           r"\(it needs about .* kB, 1.0 kB free there\)"):
+        write_run(path, make_config(1), make_result(1))
+    monkeypatch.undo()
+
+    def full(*args, **kwargs):
+        raise RuntimeError(_HDF5_FULL)
+
+    monkeypatch.setattr(studies.store, "_write_group", full)
+    with pytest.raises(NoSpaceError, match="No space left on device") as error:
+        write_run(path, make_config(1), make_result(1))
+    assert "\n" not in str(error.value) and "nothing was replaced" in str(error.value)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".runs.h5.lock", "runs.h5"]
+    # other writers: an errno that says "quota" is recognised as well, other errors pass through
+    with pytest.raises(NoSpaceError, match="Disk quota exceeded"):
+        with atomic_output(tmp_path / "t.csv"):
+            raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+    with pytest.raises(OSError, match="Permission denied"):
+        with atomic_output(tmp_path / "t.csv"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+
+
+def test_a_lease_whose_file_cannot_be_written_is_given_back(tmp_path, monkeypatch):
+    """Otherwise the same process, trying again, finds its own lock 'held by another process'."""
+    import studies.liveness
+    from studies.liveness import RunLease
+
+    real = studies.liveness.atomic_output
+
+    def full(path):
+        raise NoSpaceError(f"cannot write {path}: No space left on device")
+
+    monkeypatch.setattr(studies.liveness, "atomic_output", full)
+    with pytest.raises(NoSpaceError):
+        RunLease(tmp_path / "a.h5", "run-0000").acquire()
+    monkeypatch.setattr(studies.liveness, "atomic_output", real)
+    lease = RunLease(tmp_path / "a.h5", "run-0000")
+    assert lease.acquire() is None
+    lease.release()
