@@ -47,10 +47,11 @@ class NoSpaceError(OutputError):
     """A write that its file system has no room for (full, or over a quota)."""
 
 
-def no_space(error: BaseException) -> str | None:
-    """``"No space left on device"`` or ``"Disk quota exceeded"`` when ``error`` says that a write
-    found its file system full, else None. HDF5 reports such a failure inside the text of an
-    ``OSError`` or ``RuntimeError`` of its own, so the text is read too."""
+def no_space(error: BaseException | str) -> str | None:
+    """``"No space left on device"`` or ``"Disk quota exceeded"`` when ``error`` (an exception,
+    or the text of one) says that a write found its file system full, else None. HDF5 reports
+    such a failure inside the text of an ``OSError`` or ``RuntimeError`` of its own, so the text
+    is read too."""
     if isinstance(error, OSError) and error.errno in _NO_SPACE_ERRNOS:
         return os.strerror(error.errno)
     text = str(error)

@@ -77,6 +77,49 @@ def test_cells_run_seed_by_seed_or_problem_by_problem_in_grid_order(tmp_path):
         run_study(study, StudyFolder(tmp_path / "bad"), InlineExecutor(), progress=False,
                   order="random")
 
+def test_a_full_disk_skips_run_files_and_stops_the_study_at_the_first_record(
+        tmp_path, monkeypatch, capsys):
+    """A run file (optional: checkpoints, the finished run) that finds no room is skipped with
+    one warning; a record that finds none stops the study at once (every later cell would
+    compute for nothing), keeping the records written; a rerun with room continues."""
+    import errno
+    import os
+
+    import studies.study.execute
+    from studies.study.records import StudyFolder as Folder
+
+    study = Study.from_dict({
+        "name": "full", "problems": ["toy/rosenbrock"], "seeds": [0, 1, 2], "steps": [4],
+        "checkpoint_every": 2, "methods": [{"name": "LBFGS", "optimizer": "lbfgs"}]})
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    written = []
+    real_record = Folder.write_record
+
+    def record_until_full(self, record):
+        if len(written) == 2:
+            raise full
+        written.append(record.cell.seed)
+        return real_record(self, record)
+
+    def no_room(*args, **kwargs):
+        raise RuntimeError("Can't close file (file write failed: errno = 28, error message = "
+                           "'No space left on device')")
+
+    monkeypatch.setattr(Folder, "write_record", record_until_full)
+    monkeypatch.setattr(studies.study.execute, "write_checkpoint", no_room)
+    folder = StudyFolder(tmp_path)
+    with pytest.raises(StudyError, match="stopped, the disk is full: .*seed2: OSError: .*No "
+                                         "space left on device; the cells finished so far are "
+                                         "kept"):
+        run_study(study, folder, InlineExecutor(), progress=False)
+    assert written == [0, 1] and not list((tmp_path / "runs").glob("*"))
+    err = capsys.readouterr().err
+    assert err.count("not written (No space left on device); the run goes on") == 3, err
+    monkeypatch.undo()
+    run = run_study(study, folder, InlineExecutor(), progress=False)
+    assert (run.skipped, len(run.outcomes), run.errors) == (2, 1, ())
+
+
 @pytest.mark.slow  # each spawned worker imports TensorFlow (~10-25 s on a busy machine)
 def test_local_pool_gives_the_same_records(reference, tmp_path):
     study, expected = reference

@@ -26,6 +26,7 @@ import math
 import os
 import platform
 import socket
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from studies.outputs import no_space
 
 from .records import CompactRecord, StudyFolder, design_to_uint8, set_aside
 from .runfile import DamagedRunFile, read_checkpoint, write_checkpoint
@@ -320,11 +323,22 @@ def _run_cell(cell: Cell, study_folder: StudyFolder, record: Mapping[str, Any],
                 else resume.iterations}
 
         def save(result, partial: bool) -> None:
-            write_checkpoint(run_path, cell.to_dict(), result, partial=partial,
-                             best_x=objective.best_x, best_loss=objective.best_loss,
-                             best_evaluation=objective.best_evaluation,
-                             wall_s=previous_wall + time.perf_counter() - wall0,
-                             cpu_s=previous_cpu + time.process_time() - cpu0)
+            """Write the run file; one its file system has no room for is skipped with one
+            warning (the run goes on; the record, written at the end, is what a cell needs)."""
+            try:
+                write_checkpoint(run_path, cell.to_dict(), result, partial=partial,
+                                 best_x=objective.best_x, best_loss=objective.best_loss,
+                                 best_evaluation=objective.best_evaluation,
+                                 wall_s=previous_wall + time.perf_counter() - wall0,
+                                 cpu_s=previous_cpu + time.process_time() - cpu0)
+            except Exception as error:  # noqa: BLE001 - only a full disk is skipped
+                reason = no_space(error)
+                if reason is None:
+                    raise
+                if not last.get("warned"):
+                    print(f"warning: {cell.label}: run file {run_path} not written ({reason}); "
+                          f"the run goes on", file=sys.stderr, flush=True)
+                last["warned"] = True
 
         def callback(info) -> None:
             due = (checkpoint_every and info.iteration - last["iteration"] >= checkpoint_every) \

@@ -31,6 +31,8 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 
+from studies.outputs import no_space
+
 from .execute import CellOutcome, cell_record_options, run_cell
 from .records import StudyFolder
 from .spec import Cell, Study, StudyError
@@ -169,6 +171,11 @@ def run_cells(cells: Sequence[Cell], folder: StudyFolder, executor, settings: di
                 todo.pop(key, None)
                 outcomes.append(outcome)
                 on_outcome(outcome)
+                if outcome.status == "error" and no_space(outcome.error or ""):
+                    # every later cell would compute for nothing: stop like Ctrl-C does
+                    raise StudyError(f"stopped, the disk is full: {outcome.error}; the cells "
+                                     f"finished so far are kept: free some space and rerun to "
+                                     f"continue")
         if broken:
             restarts += 1
             if restarts > max_restarts:
