@@ -147,3 +147,35 @@ def test_a_group_whose_trials_all_fail_is_reported_not_left_waiting(tmp_path, ca
     assert tune["untuned_groups"] == ["toy/quadratic/pixel/p3/GD"]
     assert main(["status", str(out)]) == 0
     assert "every trial failed in 1 groups" in capsys.readouterr().out
+
+
+def test_a_trial_that_finds_the_disk_full_stops_the_tuning_and_is_not_a_failed_trial(
+        tmp_path, monkeypatch):
+    """A record that cannot be written is not a diverged step size: the stage stops, and the
+    trial is not stored (TPE would avoid that step forever after); a rerun continues."""
+    import errno
+    import os
+
+    from studies.study.records import StudyFolder as Folder
+    from studies.study.spec import StudyError
+    from studies.study.tune import _load
+
+    spec = {**SPEC, "tune": {**SPEC["tune"], "trials": 3}}
+    study, folder = Study.from_dict(spec), StudyFolder(tmp_path)
+    real, calls = Folder.write_record, []
+
+    def full_after_two(self, record):
+        calls.append(record.cell.key)
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, record)
+
+    monkeypatch.setattr(Folder, "write_record", full_after_two)
+    with pytest.raises(StudyError, match="stopped, the disk is full: .*No space left on device; "
+                                         "the trials finished so far are kept"):
+        tune_study(study, folder, InlineExecutor(), progress=False)
+    group = tune_groups(study)[0]
+    assert len(_load(folder, group)) == 1  # the first trial (2 seeds) only
+    monkeypatch.undo()
+    history = tune_study(study, folder, InlineExecutor(), progress=False)
+    assert [t["status"] for t in history[group.id]] == ["ok"] * 3

@@ -144,6 +144,14 @@ def check_cells_memory(cells: Sequence[Cell], study: Study, executor) -> None:
         raise StudyError(str(error)) from None
 
 
+def stop_if_disk_full(error: str, done: str) -> None:
+    """Raise :class:`StudyError` when a cell's ``error`` says that its disk is full: every later
+    cell would compute for nothing (stopped like Ctrl-C: what is finished is kept)."""
+    if no_space(error):
+        raise StudyError(f"stopped, the disk is full: {error}; the {done} finished so far are "
+                         f"kept: free some space and rerun to continue")
+
+
 def run_cells(cells: Sequence[Cell], folder: StudyFolder, executor, settings: dict, *,
               on_outcome: Callable[[CellOutcome], None] = lambda outcome: None,
               max_restarts: int = 3) -> list[CellOutcome]:
@@ -171,11 +179,8 @@ def run_cells(cells: Sequence[Cell], folder: StudyFolder, executor, settings: di
                 todo.pop(key, None)
                 outcomes.append(outcome)
                 on_outcome(outcome)
-                if outcome.status == "error" and no_space(outcome.error or ""):
-                    # every later cell would compute for nothing: stop like Ctrl-C does
-                    raise StudyError(f"stopped, the disk is full: {outcome.error}; the cells "
-                                     f"finished so far are kept: free some space and rerun to "
-                                     f"continue")
+                if outcome.status == "error":
+                    stop_if_disk_full(outcome.error or "", "cells")
         if broken:
             restarts += 1
             if restarts > max_restarts:

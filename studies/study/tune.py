@@ -30,7 +30,7 @@ from typing import Any
 from studies.jsontext import loads_json
 
 from .records import CompactRecord, StudyFolder, atomic_write_bytes, set_aside
-from .schedule import cell_settings, in_shard
+from .schedule import cell_settings, in_shard, stop_if_disk_full
 from .spec import Cell, Study, StudyError
 
 __all__ = ["TuneGroup", "group_id", "tune_groups", "tune_study", "tuned_values",
@@ -273,6 +273,7 @@ def _tune(study: Study, folder: StudyFolder, executor, shard: tuple[int, int] | 
                     outcome_error = f"{type(error).__name__}: {error}"
                 if outcome_error:
                     bar.write(f"tune error: {outcome_error}")
+                    stop_if_disk_full(outcome_error, "trials")  # not a failed step size
                 if any(f in futures for f in waiting):
                     continue
                 losses, keys = [], []
