@@ -336,6 +336,12 @@ _RUN_ATTRIBUTES = ("label", "config", "partial", "final_loss", "best_loss", "par
                    "versions", "git_revision", "git_dirty", "hostname", "created", "updated")
 
 
+# numpy dtype kinds a dataset of each stored dtype may have (integers read as floats exactly
+# enough; strings, complex, compound and variable-length values are damage)
+_DTYPE_KINDS = {"float64": "fiu", "int64": "iu", "density8": "u"}
+_DTYPE_NAMES = {"float64": "real numbers", "int64": "integers", "density8": "uint8 densities"}
+
+
 def _run_problem(group) -> str | None:
     """What is wrong with a run group (cheap: attributes and dataset shapes), or None."""
     import h5py
@@ -379,6 +385,10 @@ def _run_problem(group) -> str | None:
             if not isinstance(dataset, h5py.Dataset) or dataset.ndim != len(spec.axes):
                 return f"dataset {name!r} should have {len(spec.axes)} axes " \
                        f"({', '.join(spec.axes)})"
+            if dataset.dtype.kind not in _DTYPE_KINDS[spec.dtype] or (
+                    spec.dtype == "density8" and dataset.dtype.itemsize != 1):
+                return f"dataset {name!r} holds values of type {dataset.dtype}, not " \
+                       f"{_DTYPE_NAMES[spec.dtype]}"
             if spec.dtype == "density8" and not {"scale", "offset"} <= set(dataset.attrs):
                 return f"dataset {name!r} lacks its scale/offset attributes"
     if parameters and "x" in group and group["x"].shape != (parameters,):

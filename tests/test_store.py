@@ -288,6 +288,12 @@ def _damage(path: Path, how: str) -> None:
             data = group["gradients"][1:]
             del group["gradients"]
             group["gradients"] = data
+        elif how in ("text losses", "complex x", "compound designs"):  # values of a foreign type
+            name, dtype = {"text losses": ("loss_per_iterate", "S8"), "complex x": ("x", complex),
+                           "compound designs": ("designs", [("a", "u1"), ("b", "u1")])}[how]
+            data = group[name][()]
+            del group[name]
+            group[name] = np.zeros(data.shape, dtype)
         elif how == "parameters":  # x no longer matches the layout it declares
             group.attrs["parameter_specs"] = '[["theta", [5], "other"]]'
         elif how == "schema_version":
@@ -300,6 +306,12 @@ def _damage(path: Path, how: str) -> None:
                                         ("deep config", "attribute 'config' is broken"),
                                         ("bad status", "not a valid|unknown status"),
                                         ("wrong axes", "dataset 'x' should have 1 axes"),
+                                        ("text losses", "dataset 'loss_per_iterate' holds "
+                                         "values of type \\|S8, not real numbers"),
+                                        ("complex x", "dataset 'x' holds values of type "
+                                         "complex128, not real numbers"),
+                                        ("compound designs", "dataset 'designs' holds values "
+                                         "of type .*, not uint8 densities"),
                                         ("short curve", "dataset 'loss_per_iterate' has 1 "
                                          r"entries, not iterations \+ 1 = \d+"),
                                         ("rows", "dataset 'gradients' has \\d+ rows but "
