@@ -399,6 +399,31 @@ def _run_problem(group) -> str | None:
     return f"dataset {lengths}" if lengths else None
 
 
+def _analysis_problem(group) -> str | None:
+    """What is wrong with an analysis group (its attributes, and datasets of real numbers or
+    booleans with one axis name per axis), or None."""
+    import h5py
+
+    if not isinstance(group, h5py.Group):
+        return "it is not an HDF5 group"
+    missing = [name for name in ("settings", "created", "run_updated", "git_revision")
+               if name not in group.attrs]
+    if missing:
+        return f"attribute {missing[0]!r} is missing"
+    try:
+        loads_json(_text(group.attrs["settings"]))
+    except ValueError:
+        return "attribute 'settings' is not valid JSON"
+    for name, item in group.items():
+        if not isinstance(item, h5py.Dataset):
+            return f"{name!r} is not a dataset"
+        if item.dtype.kind not in "fiub":
+            return f"dataset {name!r} holds values of type {item.dtype}, not numbers"
+        if len(item.attrs.get("axes", ())) != item.ndim:
+            return f"dataset {name!r} does not name each of its {item.ndim} axes"
+    return None
+
+
 def _check_loadable(where: str, group) -> None:
     """Refuse to load the datasets of ``group`` (an h5py group: a run with its optimizer state,
     or an analysis; uint8 designs count as the float64 they become) when they need more than
@@ -628,6 +653,10 @@ class ResultsFile:
                 have = [f"{k}/{key_}" for k, g in (root or {}).items() for key_ in g]
                 raise RunNotFoundError(f"{run_id} has no analysis {name!r}; stored: "
                                        f"{', '.join(sorted(have)) or 'none'}")
+            problem = _analysis_problem(group)
+            if problem is not None:
+                raise BrokenRunError(f"{self.path}: {run_id} analysis {kind}/{key} is damaged: "
+                                     f"{problem}")
             _check_loadable(f"{self.path}: {run_id} analysis {name}", group)
             a = group.attrs
             return StoredAnalysis(

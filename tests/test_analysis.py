@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import re
 
 import h5py
 import numpy as np
@@ -327,6 +328,28 @@ def test_write_analysis_validates_replaces_and_is_dropped_with_its_run(tmp_path,
     # a rewritten run (checkpoint, resume) loses its analyses: they may describe other iterates
     write_run(path, make_config(), make_result(0), run_id=run_id)
     assert store.analyses(run_id) == []
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda g: g.create_dataset("labels", data=np.array([b"a", b"b"])), "dataset 'labels' "
+     "holds values of type |S1, not numbers"),
+    (lambda g: g.create_group("extra"), "'extra' is not a dataset"),
+    (lambda g: g["values"].attrs.__setitem__("axes", ["row"]), "dataset 'values' does not "
+     "name each of its 2 axes"),
+    (lambda g: g.attrs.__setitem__("settings", "{"), "attribute 'settings' is not valid JSON"),
+    (lambda g: g.attrs.__delitem__("created"), "attribute 'created' is missing")])
+def test_a_damaged_analysis_is_one_line_not_odd_values(tmp_path, make_config, make_result,
+                                                       damage, words):
+    path = tmp_path / "runs.h5"
+    run_id = write_run(path, make_config(), make_result(0))
+    write_analysis(path, run_id, "spectrum/x", {"values": np.ones((2, 3))},
+                   {"values": ("row", "column")}, {})
+    with h5py.File(path, "r+") as handle:
+        damage(handle[f"runs/{run_id}/analysis/spectrum/x"])
+    with pytest.raises(StoreError, match=re.escape(f"{run_id} analysis spectrum/x is damaged: "
+                                                   f"{words}")) as caught:
+        ResultsFile(path).read_analysis(run_id, "spectrum/x")
+    assert "\n" not in str(caught.value)
 
 
 def test_quickstart_runs_end_to_end_on_a_tiny_setting(tmp_path, capsys):
