@@ -60,10 +60,13 @@ def no_space(error: BaseException | str) -> str | None:
 
 
 def _free_bytes(path: Path) -> int | None:
+    """Bytes free for this user in ``path``'s folder; None when the file system does not say
+    (some network and FUSE file systems report a size of 0: nothing is refused there)."""
     try:
-        return shutil.disk_usage(_folder(path)).free
+        usage = shutil.disk_usage(_folder(path))
     except OSError:
         return None
+    return usage.free if usage.total > 0 else None
 
 
 def _no_space_error(path: Path, reason: str, needed: int | None = None) -> NoSpaceError:
