@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["NoSpaceError", "OutputError", "atomic_output", "check_free_space", "check_output",
-           "describe_size", "no_space", "replace_with", "temporary_prefix"]
+           "describe_size", "no_space", "no_space_error", "replace_with", "temporary_prefix"]
 
 _NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
@@ -67,6 +67,16 @@ def _free_bytes(path: Path) -> int | None:
     except OSError:
         return None
     return usage.free if usage.total > 0 else None
+
+
+def no_space_error(path: str | os.PathLike, error: BaseException) -> NoSpaceError | None:
+    """The one-line :class:`NoSpaceError` for a failed write of ``path`` when ``error`` says
+    that its file system is full (see :func:`no_space`), else None; for writers of their own
+    (``raise no_space_error(path, error) or error``)."""
+    if isinstance(error, NoSpaceError) or not isinstance(error, Exception):
+        return None
+    reason = no_space(error)
+    return None if reason is None else _no_space_error(Path(path), reason)
 
 
 def _no_space_error(path: Path, reason: str, needed: int | None = None) -> NoSpaceError:
@@ -184,9 +194,9 @@ def atomic_output(path: str | os.PathLike, *, suffix: str | None = None) -> Iter
         replace_with(temporary, real)
     except BaseException as error:
         temporary.unlink(missing_ok=True)
-        reason = no_space(error) if isinstance(error, Exception) else None
-        if reason is not None and not isinstance(error, NoSpaceError):
-            raise _no_space_error(real, reason) from None
+        full = no_space_error(real, error)
+        if full is not None:
+            raise full from None
         raise
 
 

@@ -206,6 +206,37 @@ def test_report_draws_labels_verbatim_not_as_mathtext(tmp_path):
     assert rows and all(line.count(" | ") == rows[0].count(" | ") for line in rows)
 
 
+def test_a_report_that_finds_the_disk_full_keeps_the_old_files_whole(tmp_path, capsys,
+                                                                      monkeypatch):
+    """Figures, tables and REPORT.md are written atomically: one that finds no room is one
+    line naming it, and leaves the previous version (no half file, no temporary)."""
+    import errno
+    import os
+
+    from matplotlib.figure import Figure
+
+    spec = _spec(tmp_path, seeds=[0], steps=[3], report_steps=[])
+    out = tmp_path / "study"
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 0
+    assert main(["report", str(out)]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and "records" not in
+              p.parts and p.suffix in (".png", ".csv", ".md")}
+    capsys.readouterr()
+
+    def full(self, path, *args, **kwargs):
+        with open(path, "wb") as handle:
+            handle.write(b"half a png")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    code = nrto(["study", "report", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "error: cannot write" in err and ".png: No space left on device" in err, err
+    assert {p: p.read_bytes() for p in before} == before
+    assert not [p for p in out.rglob(".*tmp*")]
+
+
 def test_figure_names_of_labels_are_distinct_and_short():
     from studies.study.report import _file_names
 

@@ -43,11 +43,11 @@ def _figure(rows: int, columns: int, size: tuple[float, float]):
 
 
 def _save(figure, path: str | os.PathLike, dpi: int) -> Path:
+    from studies.outputs import atomic_output
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    figure.savefig(temporary, dpi=dpi, bbox_inches="tight")
-    os.replace(temporary, path)  # a reader never sees a half-written figure
+    with atomic_output(path) as temporary:  # a reader never sees a half-written figure
+        figure.savefig(temporary, dpi=dpi, bbox_inches="tight")
     return path
 
 

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from studies.jsontext import loads_json
+from studies.outputs import no_space_error
 
 from .spec import Cell, Study, StudyError, canonical_json
 
@@ -75,7 +76,8 @@ class DamagedRecord(StudyError):
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename, fsync folder)."""
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename, fsync folder); a
+    full file system is :class:`~studies.outputs.NoSpaceError` naming ``path``."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -84,8 +86,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        full = no_space_error(path, error)
+        if full is not None:
+            raise full from None
         raise
     fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from studies.outputs import atomic_output
 from studies.plotting import literal
 
-from .records import CompactRecord, StudyFolder
+from .records import CompactRecord, StudyFolder, atomic_write_bytes
 from .spec import Cell, expand
 
 __all__ = ["best_so_far", "group_statistics", "study_status", "write_report"]
@@ -149,11 +151,18 @@ def group_statistics(cells: Sequence[Cell], records: Mapping[str, CompactRecord 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _cell_text(row.get(k)) for k in columns})
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell_text(row.get(k)) for k in columns})
+    atomic_write_bytes(path, buffer.getvalue().encode())
+
+
+def _save_figure(figure, path: Path) -> None:
+    """Write a figure atomically (a reader never sees half of it; see :mod:`studies.outputs`)."""
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, dpi=100, bbox_inches="tight")
 
 
 def _cell_text(value: Any) -> str:
@@ -205,7 +214,7 @@ def _per_seed_figures(folder: StudyFolder, cells, records) -> list[Path]:
         axis.set_title(literal(f"{problem} / {model} / p = {penal:g}: every seed"))
         axis.legend()
         path = out / f"seeds-{names[problem]}-{model}-p{penal:g}.png"
-        figure.savefig(path, dpi=100, bbox_inches="tight")
+        _save_figure(figure, path)
         plt.close(figure)
         written.append(path)
     return written
@@ -234,7 +243,7 @@ def _figures(folder: StudyFolder, cells, records, curves) -> list[Path]:
         axis.set_title(literal(f"{problem} / {model} / p = {penal:g}"))
         axis.legend()
         path = out / f"curves-{names[problem]}-{model}-p{penal:g}.png"
-        figure.savefig(path, dpi=100, bbox_inches="tight")
+        _save_figure(figure, path)
         plt.close(figure)
         written.append(path)
     groups = _groups(cells)
@@ -259,7 +268,7 @@ def _figures(folder: StudyFolder, cells, records, curves) -> list[Path]:
                 axis.set_title(literal(f"{row[0]} {row[1]} p{row[2]:g}\n{method} seed "
                                        f"{chosen.cell.seed}"), fontsize=7)
         path = out / "designs.png"
-        figure.savefig(path, dpi=100, bbox_inches="tight")
+        _save_figure(figure, path)
         plt.close(figure)
         written.append(path)
     return written
@@ -334,5 +343,5 @@ def write_report(path: str | Path, per_seed: bool = False) -> Path:
     lines += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figures] + [
         "", "Tables as CSV: [summary](tables/summary.csv), [cells](tables/cells.csv).", ""]
     report = folder.path / "REPORT.md"
-    report.write_text("\n".join(lines))
+    atomic_write_bytes(report, "\n".join(lines).encode())
     return report

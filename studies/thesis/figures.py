@@ -32,12 +32,12 @@ def save(figure, path: str | os.PathLike) -> Path:
     """Write ``figure`` to ``path`` (PNG, 110 dpi) atomically."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    from studies.outputs import atomic_output
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(figure)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    figure.savefig(temporary, dpi=110)
-    os.replace(temporary, path)
+    with atomic_output(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=110)
     return path
 
 
