@@ -232,7 +232,8 @@ def test_a_report_that_finds_the_disk_full_keeps_the_old_files_whole(tmp_path, c
     code = nrto(["study", "report", str(out)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
-    assert "error: cannot write" in err and ".png: No space left on device" in err, err
+    assert err.startswith("nrto study report: error: cannot write") and \
+        ".png: No space left on device" in err, err
     assert {p: p.read_bytes() for p in before} == before
     assert not [p for p in out.rglob(".*tmp*")]
 

@@ -223,9 +223,11 @@ def study_command(args) -> int:
         print(f"{prog}: error: choose one of {', '.join(_HANDLERS)} (see nrto study --help)",
               file=sys.stderr)
         return EXIT_USAGE
+    from studies.outputs import OutputError
+
     try:
         return _HANDLERS[args.study_command](args)
-    except StudyError as error:
+    except (StudyError, OutputError) as error:  # e.g. a full disk: one line, this command's
         if getattr(args, "debug", False):
             raise
         print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
