@@ -100,6 +100,10 @@ def test_toml_json_and_python_specs_agree(tmp_path):
     ({"models": ["cnn"], "seeds": [-1]}, "seed -1"),
     ({"models": ["cnn"], "methods": [{"name": "OC", "optimizer": "oc"}]}, "needs --model pixel"),
     ({"stpes": [3]}, "did you mean 'steps'"),
+    ({"checkpoint_seconds": -5.0}, "checkpoint_seconds must be a number of seconds >= 0"),
+    ({"checkpoint_seconds": float("nan")}, "checkpoint_seconds must be a number of seconds"),
+    ({"checkpoint_seconds": "often"}, "checkpoint_seconds must be a number of seconds"),
+    ({"keep_runs": "no"}, "keep_runs must be true or false; got 'no'"),
 ])
 def test_bad_specs_raise_one_line(changes, message):
     with pytest.raises(StudyError, match=message) as error:

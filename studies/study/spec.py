@@ -139,6 +139,20 @@ def _float_list(value: Any, where: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+def _seconds(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or value < 0:
+        raise StudyError(f"{where} must be a number of seconds >= 0 (0: never); got "
+                         f"{_shown(value)}")
+    return float(value)
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise StudyError(f"{where} must be true or false; got {_shown(value)}")
+    return value
+
+
 def _nonempty(values: Sequence[Any], where: str) -> None:
     if not values:
         raise StudyError(f"{where} is empty: the grid has no cells (give at least one value)")
@@ -516,8 +530,9 @@ class Study:
             record=record_options,
             checkpoint_every=_int_list(data.get("checkpoint_every", 25), "checkpoint_every",
                                        low=0)[0],
-            checkpoint_seconds=float(data.get("checkpoint_seconds", 300.0)),
-            keep_runs=bool(data.get("keep_runs", True)),
+            checkpoint_seconds=_seconds(data.get("checkpoint_seconds", 300.0),
+                                        "checkpoint_seconds"),
+            keep_runs=_flag(data.get("keep_runs", True), "keep_runs"),
             report_steps=_int_list(data.get("report_steps", []), "report_steps", low=0),
             tune=None if tune is None else TuneSpec.parse(tune),
             description=str(data.get("description", "")))
