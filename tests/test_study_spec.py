@@ -1,5 +1,6 @@
 """Study specs: expansion of the grid, stable keys, overrides, the three file formats, bad input."""
 import json
+import re
 
 import pytest
 
@@ -141,6 +142,29 @@ def test_a_spec_file_whose_override_or_exclusion_could_never_apply_is_refused(
             "exclude": [{"method": "OC", "seed": 0}]}
     path.write_text(json.dumps(fine))
     assert len(expand(load_study(path))) == 6  # 2 problems x 2 seeds x 2 methods, less OC at 0
+
+
+@pytest.mark.parametrize("tune, message", [
+    ({"methods": "GD"}, "tune.methods must list the method labels to tune"),
+    ({"methods": ["GD"], "ranges": {"pixel": ["a", "b"]}}, "with finite low < high; got pixel"),
+    ({"methods": ["GD"], "ranges": {"pixel": [float("-inf"), 0]}}, "finite low < high"),
+    ({"methods": ["GD"], "ranges": {"pixel": 5}}, "finite low < high; got pixel = 5"),
+    ({"methods": ["GD"], "ranges": [1, 2]}, "tune.ranges: expected a table"),
+    ({"methods": ["GD"], "q": "x"}, "tune.q must be a finite number > 0; got 'x'"),
+    ({"methods": ["GD"], "q": float("inf")}, "tune.q must be a finite number > 0"),
+    ({"methods": ["GD"], "overrides": [{"match": {"seed": 0}, "seeds": "x"}]},
+     "tune override seeds must hold integers >= -1; got 'x'"),
+    ({"methods": ["GD"], "overrides": [{"match": {"seed": 0}, "seeds": []}]},
+     "tune override seeds is empty"),
+    ({"methods": ["GD"], "overrides": [{"match": {"seed": 0}, "trials": 0}]},
+     "tune override trials must hold integers >= 1; got 0"),
+    ({"methods": ["GD"], "overrides": [{"match": {"seed": 0}, "steps": 2.5}]},
+     "tune override steps must hold integers >= 1; got 2.5"),
+])
+def test_a_bad_tuning_section_is_one_line(tune, message):
+    with pytest.raises(StudyError, match=re.escape(message)) as error:
+        _study(methods=[{"name": "GD", "optimizer": "gd"}], tune=tune)
+    assert "\n" not in str(error.value)
 
 
 def test_tuning_an_option_the_method_lacks_is_refused():

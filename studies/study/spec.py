@@ -139,9 +139,13 @@ def _float_list(value: Any, where: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+def _finite_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and \
+        math.isfinite(value)
+
+
 def _seconds(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not math.isfinite(value) or value < 0:
+    if not _finite_number(value) or value < 0:
         raise StudyError(f"{where} must be a number of seconds >= 0 (0: never); got "
                          f"{_shown(value)}")
     return float(value)
@@ -379,13 +383,22 @@ class TuneSpec:
         allowed = [f.name for f in dataclasses.fields(cls)]
         _check_keys(entry, allowed, "tune")
         methods = entry.get("methods")
-        if not methods or not all(isinstance(m, str) for m in methods):
-            raise StudyError("tune.methods must list the method labels to tune")
+        if not isinstance(methods, list) or not methods or \
+                not all(isinstance(m, str) for m in methods):
+            raise StudyError(f"tune.methods must list the method labels to tune (e.g. "
+                             f"[\"GD\"]); got {_shown(methods)}")
         ranges = dict(cls.__dataclass_fields__["ranges"].default_factory())
-        for model, bounds in dict(entry.get("ranges", {})).items():
-            if model not in MODELS or len(bounds) != 2 or not bounds[0] < bounds[1]:
+        ranges_entry = entry.get("ranges", {})
+        if not isinstance(ranges_entry, Mapping):
+            raise StudyError(f"tune.ranges: expected a table {{cnn = [low, high], ...}}; got "
+                             f"{_shown(ranges_entry)}")
+        for model, bounds in ranges_entry.items():
+            if model not in MODELS or not isinstance(bounds, (list, tuple)) or \
+                    len(bounds) != 2 or not all(_finite_number(b) for b in bounds) or \
+                    not bounds[0] < bounds[1]:
                 raise StudyError(f"tune.ranges: expected {{cnn = [low, high], pixel = [low, "
-                                 f"high]}} with low < high; got {model} = {bounds!r}")
+                                 f"high]}} with finite low < high; got {model} = "
+                                 f"{_shown(bounds)}")
             ranges[model] = (float(bounds[0]), float(bounds[1]))
         overrides = []
         for item in entry.get("overrides", []):
@@ -393,10 +406,19 @@ class TuneSpec:
                 raise StudyError(f"tune.overrides: expected tables; got {_shown(item)}")
             _check_keys(item, ("match", "steps", "seeds", "trials"), "tune override")
             _check_keys(item.get("match", {}), _MATCH_KEYS, "tune override match")
-            overrides.append(_plain(dict(item), "tune override"))
-        q = float(entry.get("q", 0.1))
-        if not q > 0:
-            raise StudyError(f"tune.q must be > 0; got {q}")
+            item = dict(_plain(dict(item), "tune override"))
+            if "steps" in item:
+                item["steps"] = _int_list(item["steps"], "tune override steps", low=1)[0]
+            if "trials" in item:
+                item["trials"] = _int_list(item["trials"], "tune override trials", low=1)[0]
+            if "seeds" in item:
+                item["seeds"] = list(_int_list(item["seeds"], "tune override seeds", low=-1))
+                _nonempty(item["seeds"], "tune override seeds")
+            overrides.append(item)
+        q = entry.get("q", 0.1)
+        if not _finite_number(q) or not q > 0:
+            raise StudyError(f"tune.q must be a finite number > 0; got {_shown(q)}")
+        q = float(q)
         steps = entry.get("steps")
         return cls(
             methods=tuple(methods),
