@@ -105,9 +105,19 @@ def test_toml_json_and_python_specs_agree(tmp_path):
     ({"checkpoint_seconds": float("nan")}, "checkpoint_seconds must be a number of seconds"),
     ({"checkpoint_seconds": "often"}, "checkpoint_seconds must be a number of seconds"),
     ({"keep_runs": "no"}, "keep_runs must be true or false; got 'no'"),
+    ({"model_options": [1]}, "model_options: expected a table"),
+    ({"model_options": {"pixel": 5}}, "model_options.pixel: expected a table"),
+    ({"options": [5]}, "options (a list of option tables): expected a table"),
+    ({"record": 5}, "record: expected a table"),
+    ({"exclude": [5]}, "exclude (a list of match tables): expected a table"),
+    ({"overrides": [{"match": 5}]}, "override 0 match: expected a table"),
+    ({"problems": [{"name": "mbb_beam", "size": [16, 8], "volume_fraction": "0.5"}]},
+     "volume_fraction must be a number in (0, 1]; got '0.5'"),
+    ({"problems": [{"name": "mbb_beam", "size": [16, 8], "volume_fraction": 0.5,
+                    "params": [1]}]}, "problem 'mbb_beam' params: expected a table"),
 ])
 def test_bad_specs_raise_one_line(changes, message):
-    with pytest.raises(StudyError, match=message) as error:
+    with pytest.raises(StudyError, match=re.escape(message)) as error:
         expand(_study(**changes))
     assert "\n" not in str(error.value)
 

@@ -139,6 +139,13 @@ def _float_list(value: Any, where: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+def _table(value: Any, where: str) -> dict:
+    """``value`` as a dict, or a one-line :class:`StudyError` naming ``where``."""
+    if not isinstance(value, Mapping):
+        raise StudyError(f"{where}: expected a table {{key = value, ...}}; got {_shown(value)}")
+    return dict(value)
+
+
 def _finite_number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, numbers.Real) and \
         math.isfinite(value)
@@ -215,14 +222,18 @@ class ProblemEntry:
                 raise StudyError(f"problem {name!r}: size must be [width, height]; "
                                  f"got {_shown(size)}")
             size = tuple(_int_list(list(size), f"problem {name!r} size", low=1))
+        fraction = entry.get("volume_fraction")
+        if fraction is not None and not _finite_number(fraction):
+            raise StudyError(f"problem {name!r}: volume_fraction must be a number in (0, 1]; "
+                             f"got {_shown(fraction)}")
         try:
-            fields = problem_fields(name, size, entry.get("volume_fraction"))
+            fields = problem_fields(name, size, fraction)
         except ConfigurationError as error:
             raise StudyError(str(error).replace("--size WxH", "size = [W, H]")
                              .replace("--volfrac F", "volume_fraction = F")
                              .replace("--volfrac", "volume_fraction")
                              .replace("--size", "size")) from None
-        params = entry.get("params")
+        params = _table(entry.get("params") or {}, f"problem {name!r} params")
         if params:
             fields["problem_params"] = {**fields["problem_params"], **params}
         return cls(str(entry.get("label", fields["problem"])), _plain(fields, f"problem {name}"))
@@ -321,7 +332,7 @@ class Override:
             raise StudyError(f"{where}: expected a table {{match = {{...}}, options = {{...}}}}; "
                              f"got {_shown(entry)}")
         _check_keys(entry, ("match", *_OVERRIDE_FIELDS), where)
-        match = entry.get("match", {})
+        match = _table(entry.get("match", {}), f"{where} match")
         _check_keys(match, _MATCH_KEYS, f"{where} match")
         settings = {k: v for k, v in entry.items() if k != "match"}
         if "steps" in settings:
@@ -405,7 +416,8 @@ class TuneSpec:
             if not isinstance(item, Mapping):
                 raise StudyError(f"tune.overrides: expected tables; got {_shown(item)}")
             _check_keys(item, ("match", "steps", "seeds", "trials"), "tune override")
-            _check_keys(item.get("match", {}), _MATCH_KEYS, "tune override match")
+            _check_keys(_table(item.get("match", {}), "tune override match"), _MATCH_KEYS,
+                        "tune override match")
             item = dict(_plain(dict(item), "tune override"))
             if "steps" in item:
                 item["steps"] = _int_list(item["steps"], "tune override steps", low=1)[0]
@@ -522,20 +534,21 @@ class Study:
             if model not in MODELS:
                 raise StudyError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
         methods = tuple(MethodEntry.parse(m) for m in _listed(data["methods"]))
-        variants = tuple(_plain(dict(v), "options variant") for v in
-                         _listed(data.get("options", [{}])))
-        for variant in variants:
-            if not isinstance(variant, dict):
-                raise StudyError(f"options: expected a list of tables; got {_shown(variant)}")
-        model_options = _plain(dict(data.get("model_options", {})), "model_options")
+        variants = tuple(_plain(_table(v, "options (a list of option tables)"),
+                                "options variant") for v in _listed(data.get("options", [{}])))
+        model_options = _plain(_table(data.get("model_options", {}), "model_options"),
+                               "model_options")
         _check_keys(model_options, MODELS, "model_options")
-        record = dict(data.get("record", {}))
+        for model, options in model_options.items():
+            _table(options, f"model_options.{model}")
+        record = _table(data.get("record", {}), "record")
         _check_keys(record, [f.name for f in dataclasses.fields(RecordOptions)], "record")
         try:
             record_options = RecordOptions(**{"designs_at": (0, -1), "pairs": False, **record})
         except (TypeError, ValueError) as error:
             raise StudyError(f"record: {error}") from None
-        exclude = tuple(_plain(dict(e), "exclude") for e in _listed(data.get("exclude", [])))
+        exclude = tuple(_plain(_table(e, "exclude (a list of match tables)"), "exclude")
+                        for e in _listed(data.get("exclude", [])))
         for item in exclude:
             _check_keys(item, _MATCH_KEYS, "exclude")
         tune = data.get("tune")
