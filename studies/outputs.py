@@ -71,8 +71,8 @@ def _free_bytes(path: Path) -> int | None:
 
 def no_space_error(path: str | os.PathLike, error: BaseException) -> NoSpaceError | None:
     """The one-line :class:`NoSpaceError` for a failed write of ``path`` when ``error`` says
-    that its file system is full (see :func:`no_space`), else None; for writers of their own
-    (``raise no_space_error(path, error) or error``)."""
+    that its file system is full (see :func:`no_space`), else None; writers of their own raise
+    it in place of ``error`` after removing their temporary file."""
     if isinstance(error, NoSpaceError) or not isinstance(error, Exception):
         return None
     reason = no_space(error)
