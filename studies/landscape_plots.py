@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from studies.plotting import literal
+from studies.plotting import literal, save_figure
 
 __all__ = [
     "plot_interpolations",
@@ -42,11 +42,8 @@ def _pyplot():
 
 
 def _save(fig, path: str | os.PathLike) -> str:
-    from studies.outputs import atomic_output
-
     try:
-        with atomic_output(path) as temporary:  # a reader never sees a half-written figure
-            fig.savefig(temporary, dpi=120, bbox_inches="tight")
+        save_figure(fig, path, dpi=120)
     finally:
         _pyplot().close(fig)
     return os.fspath(path)

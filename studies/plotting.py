@@ -19,7 +19,7 @@ import numpy as np
 if TYPE_CHECKING:  # the store (h5py) is not needed to label a figure
     from studies.store import StoredRun
 
-__all__ = ["literal", "plot_runs"]
+__all__ = ["literal", "plot_runs", "save_figure"]
 
 
 def literal(text: object) -> str:
@@ -119,8 +119,19 @@ def plot_runs(runs: Sequence[StoredRun], path: str | os.PathLike, *,
     else:
         curves.set_title(f"running minimum of the loss, {len(runs)} runs", fontsize=9)
     curves.legend(fontsize=7, loc="upper right")
+    return save_figure(figure, path, dpi=dpi, tight=False)
+
+
+def save_figure(figure, path: str | os.PathLike, *, dpi: int, tight: bool = True) -> Path:
+    """Write a matplotlib figure to ``path`` atomically, by the rules of :mod:`studies.outputs`
+    (a reader never sees half a figure; a full disk is one line); the format follows the
+    suffix. ``tight`` crops the figure to its drawn content (``bbox_inches="tight"``).
+
+    Returns:
+        ``path``.
+    """
     from studies.outputs import atomic_output
 
     with atomic_output(path) as temporary:
-        figure.savefig(temporary, dpi=dpi)
-    return path
+        figure.savefig(temporary, dpi=dpi, **({"bbox_inches": "tight"} if tight else {}))
+    return Path(path)

@@ -86,6 +86,7 @@ def test_a_full_disk_skips_run_files_and_stops_the_study_at_the_first_record(
     import os
 
     import studies.study.execute
+    from studies.outputs import NoSpaceError
     from studies.study.records import StudyFolder as Folder
 
     study = Study.from_dict({
@@ -101,9 +102,8 @@ def test_a_full_disk_skips_run_files_and_stops_the_study_at_the_first_record(
         written.append(record.cell.seed)
         return real_record(self, record)
 
-    def no_room(*args, **kwargs):
-        raise RuntimeError("Can't close file (file write failed: errno = 28, error message = "
-                           "'No space left on device')")
+    def no_room(path, *args, **kwargs):  # what write_checkpoint raises on a full disk
+        raise NoSpaceError(f"cannot write {path}: No space left on device")
 
     monkeypatch.setattr(Folder, "write_record", record_until_full)
     monkeypatch.setattr(studies.study.execute, "write_checkpoint", no_room)

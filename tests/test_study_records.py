@@ -2,6 +2,7 @@
 import dataclasses
 
 import numpy as np
+import pytest
 
 from solvers.result import OptimizationResult
 from studies.study.records import CompactRecord, decode_array, design_to_uint8, encode_array
@@ -121,6 +122,51 @@ def test_run_file_round_trip_with_optimizer_state(tmp_path):
     for name, array in state.arrays.items():
         assert restored.arrays[name].dtype == array.dtype
         assert restored.arrays[name].tobytes() == array.tobytes()
+
+
+def test_run_files_and_records_that_find_the_disk_full_are_one_line(tmp_path, monkeypatch):
+    """HDF5 reports a full disk inside its own error text; the run file's writer and the
+    record's (atomic_write_bytes) both turn it into one NoSpaceError naming the file, leave
+    the old file as it was and no temporary."""
+    import errno
+    import os
+
+    import h5py
+
+    from studies.outputs import NoSpaceError
+    from studies.study.records import atomic_write_bytes
+
+    result = OptimizationResult(
+        method="oc", options={}, x=np.zeros(3), loss_per_evaluation=np.ones(2),
+        loss_per_iterate=np.ones(2), grad_norm_per_iterate=np.ones(2),
+        step_length_per_iterate=np.ones(2), iterations=1, evaluations=2, converged=False,
+        status="interrupted", message="snapshot")
+    path = tmp_path / "cell.h5"
+    write_checkpoint(path, {"key": "k"}, result, partial=True, best_x=None, best_loss=1.0,
+                     best_evaluation=0, wall_s=1.0, cpu_s=1.0)
+    before = path.read_bytes()
+
+    def full(*args, **kwargs):
+        raise RuntimeError("Can't close file (file write failed: errno = 28, error message = "
+                           "'No space left on device')")
+
+    monkeypatch.setattr(h5py, "File", full)
+    with pytest.raises(NoSpaceError, match=f"cannot write {path}: No space left on device"):
+        write_checkpoint(path, {"key": "k"}, result, partial=False, best_x=None, best_loss=1.0,
+                         best_evaluation=0, wall_s=1.0, cpu_s=1.0)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["cell.h5"]
+
+    record = tmp_path / "record.json"
+
+    def no_room(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", no_room)
+    with pytest.raises(NoSpaceError, match=f"cannot write {record}: No space left on device"):
+        atomic_write_bytes(record, b"{}")
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["cell.h5"]
 
 
 def test_damaged_records_are_one_clear_error_naming_the_file():

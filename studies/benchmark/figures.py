@@ -43,12 +43,9 @@ def _figure(rows: int, columns: int, size: tuple[float, float]):
 
 
 def _save(figure, path: str | os.PathLike, dpi: int) -> Path:
-    from studies.outputs import atomic_output
+    from studies.plotting import save_figure
 
-    path = Path(path)
-    with atomic_output(path) as temporary:  # a reader never sees a half-written figure
-        figure.savefig(temporary, dpi=dpi, bbox_inches="tight")
-    return path
+    return save_figure(figure, path, dpi=dpi)
 
 
 def plot_cdf(fractions: xr.DataArray, table: xr.Dataset, path: str | os.PathLike, *,

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from studies.outputs import no_space
+from studies.outputs import NoSpaceError, no_space
 
 from .records import CompactRecord, StudyFolder, design_to_uint8, set_aside
 from .runfile import DamagedRunFile, read_checkpoint, write_checkpoint
@@ -331,13 +331,10 @@ def _run_cell(cell: Cell, study_folder: StudyFolder, record: Mapping[str, Any],
                                  best_evaluation=objective.best_evaluation,
                                  wall_s=previous_wall + time.perf_counter() - wall0,
                                  cpu_s=previous_cpu + time.process_time() - cpu0)
-            except Exception as error:  # noqa: BLE001 - only a full disk is skipped
-                reason = no_space(error)
-                if reason is None:
-                    raise
+            except NoSpaceError as error:
                 if not last.get("warned"):
-                    print(f"warning: {cell.label}: run file {run_path} not written ({reason}); "
-                          f"the run goes on", file=sys.stderr, flush=True)
+                    print(f"warning: {cell.label}: run file {run_path} not written "
+                          f"({no_space(error)}); the run goes on", file=sys.stderr, flush=True)
                 last["warned"] = True
 
         def callback(info) -> None:

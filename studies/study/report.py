@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from studies.outputs import atomic_output
-from studies.plotting import literal
+from studies.plotting import literal, save_figure
 
 from .records import CompactRecord, StudyFolder, atomic_write_bytes
 from .spec import Cell, expand
@@ -159,11 +158,6 @@ def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     atomic_write_bytes(path, buffer.getvalue().encode())
 
 
-def _save_figure(figure, path: Path) -> None:
-    """Write a figure atomically (a reader never sees half of it; see :mod:`studies.outputs`)."""
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, dpi=100, bbox_inches="tight")
-
 
 def _cell_text(value: Any) -> str:
     if value is None:
@@ -214,7 +208,7 @@ def _per_seed_figures(folder: StudyFolder, cells, records) -> list[Path]:
         axis.set_title(literal(f"{problem} / {model} / p = {penal:g}: every seed"))
         axis.legend()
         path = out / f"seeds-{names[problem]}-{model}-p{penal:g}.png"
-        _save_figure(figure, path)
+        save_figure(figure, path, dpi=100)
         plt.close(figure)
         written.append(path)
     return written
@@ -243,7 +237,7 @@ def _figures(folder: StudyFolder, cells, records, curves) -> list[Path]:
         axis.set_title(literal(f"{problem} / {model} / p = {penal:g}"))
         axis.legend()
         path = out / f"curves-{names[problem]}-{model}-p{penal:g}.png"
-        _save_figure(figure, path)
+        save_figure(figure, path, dpi=100)
         plt.close(figure)
         written.append(path)
     groups = _groups(cells)
@@ -268,7 +262,7 @@ def _figures(folder: StudyFolder, cells, records, curves) -> list[Path]:
                 axis.set_title(literal(f"{row[0]} {row[1]} p{row[2]:g}\n{method} seed "
                                        f"{chosen.cell.seed}"), fontsize=7)
         path = out / "designs.png"
-        _save_figure(figure, path)
+        save_figure(figure, path, dpi=100)
         plt.close(figure)
         written.append(path)
     return written

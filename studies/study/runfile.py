@@ -33,6 +33,7 @@ import numpy as np
 
 from solvers.result import OptimizationResult
 from studies.jsontext import loads_json
+from studies.outputs import no_space_error
 from studies.reader import foreign_storage
 
 __all__ = ["RUN_FORMAT", "Checkpoint", "DamagedRunFile", "read_checkpoint", "write_checkpoint"]
@@ -95,7 +96,8 @@ def _read_tree(group) -> dict[str, Any]:
 def write_checkpoint(path: Path, cell: Mapping[str, Any], result: OptimizationResult, *,
                      partial: bool, best_x: np.ndarray | None, best_loss: float,
                      best_evaluation: int, wall_s: float, cpu_s: float) -> None:
-    """Write the run file atomically (see the module docstring)."""
+    """Write the run file atomically (see the module docstring); a full file system is
+    :class:`~studies.outputs.NoSpaceError` naming ``path``."""
     import h5py
 
     path = Path(path)
@@ -127,8 +129,11 @@ def write_checkpoint(path: Path, cell: Mapping[str, Any], result: OptimizationRe
         with open(temporary, "rb+") as stream:
             os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        full = no_space_error(path, error)
+        if full is not None:
+            raise full from None
         raise
 
 

@@ -32,13 +32,10 @@ def save(figure, path: str | os.PathLike) -> Path:
     """Write ``figure`` to ``path`` (PNG, 110 dpi) atomically."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from studies.outputs import atomic_output
+    from studies.plotting import save_figure
 
-    path = Path(path)
     FigureCanvasAgg(figure)
-    with atomic_output(path, suffix=".png") as temporary:
-        figure.savefig(temporary, dpi=110)
-    return path
+    return save_figure(figure, path, dpi=110, tight=False)
 
 
 def _missing(axes, text: str = "no records yet") -> None:
