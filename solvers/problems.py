@@ -28,13 +28,14 @@ the builder's docstring.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import numbers
 import re
 from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
+
+from solvers.names import did_you_mean
 
 __all__ = [
     "Problem",
@@ -881,13 +882,11 @@ class _Catalogue(Mapping[str, Problem]):
 
 
 def _unknown_message(kind: str, name: object, known: list[str]) -> str:
-    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
-    if close:
-        hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
-    elif kind == "task":
+    hint = did_you_mean(name, known)
+    if not hint and kind == "task":
         families = sorted({_NAME_PATTERN.match(k)["family"] for k in known})
         hint = (f"names look like 'family_WIDTHxHEIGHT_VOLFRAC'; families: {', '.join(families)}")
-    else:
+    elif not hint:
         hint = f"known families: {', '.join(known)}"
     return f"unknown {kind} {name!r}; {hint}"
 

@@ -370,10 +370,8 @@ def _command_problems(args) -> int:
     tasks = list(TASKS)
     if args.family is not None:
         if args.family not in FAMILIES:
-            import difflib
-            close = difflib.get_close_matches(args.family, list(FAMILIES), n=3, cutoff=0.6)
-            hint = ("did you mean " + " or ".join(map(repr, close)) + "?") if close else \
-                f"families: {', '.join(FAMILIES)}"
+            from solvers.names import did_you_mean
+            hint = did_you_mean(args.family, FAMILIES) or f"families: {', '.join(FAMILIES)}"
             raise UsageError(f"unknown family {args.family!r}; {hint}")
         tasks = [task for task in tasks if task.family == args.family]
     rows = [{"name": t.name, "family": t.family, "width": t.width, "height": t.height,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import json
 import math
 import os
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from solvers.flat import ParameterSpec
+from solvers.names import did_you_mean
 from solvers.optim.state import OptimizerState
 from solvers.result import STATUSES, OptimizationResult, length_problem, stored_fields
 from studies.config import RunConfig
@@ -542,9 +542,7 @@ class ResultsFile:
             if matches:
                 raise RunNotFoundError(f"label {key!r} names several runs ({', '.join(matches)}); "
                                        f"give a run id")
-            close = difflib.get_close_matches(str(key), [*runs, *labels.values()], n=3,
-                                              cutoff=0.6)
-            hint = ("did you mean " + " or ".join(repr(c) for c in close) + "?") if close else (
+            hint = did_you_mean(key, [*runs, *labels.values()]) or (
                 f"the file holds {len(runs)} run(s)" + (f": {', '.join(list(runs)[:5])}"
                                                        + (", ..." if len(runs) > 5 else "")
                                                        if len(runs) else ""))

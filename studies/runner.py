@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from solvers.names import did_you_mean
 from solvers.optim.registry import REGISTRY
 from solvers.result import OptimizationResult, ProgressInfo
 from studies.liveness import RunLease
@@ -180,10 +181,8 @@ def problem_fields(name: str, size: tuple[int, int] | None = None,
                 + (f", or a task name such as {' or '.join(examples)}" if examples else ""))
         family, params = name, {}
     else:
-        import difflib
-        close = difflib.get_close_matches(name, [*tasks, *FAMILIES], n=3, cutoff=0.6)
-        hint = ("did you mean " + " or ".join(map(repr, close)) + "?") if close else \
-            "see `nrto problems` for the tasks and families"
+        hint = (did_you_mean(name, [*FAMILIES, *tasks])
+                or "see `nrto problems` for the tasks and families")
         raise ConfigurationError(f"unknown problem {name!r}; {hint}")
     width, height = size
     if not 0 < volume_fraction <= 1 or volume_fraction * width * height < 1:
@@ -214,9 +213,8 @@ def validate_config(config: RunConfig) -> None:
     """
     methods = known_methods()
     if config.optimizer not in methods:
-        import difflib
-        close = difflib.get_close_matches(config.optimizer, methods, n=2)
-        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        hint = did_you_mean(config.optimizer, methods, n=2)
+        hint = f"{hint} " if hint else ""
         raise ConfigurationError(f"unknown optimizer {config.optimizer!r}; {hint}"
                                  f"known: {', '.join(methods)}")
     if config.optimizer in PIXEL_ONLY_METHODS and config.model != "pixel":

@@ -87,7 +87,9 @@ def _error_cases(tmp_path: Path, stored: Path) -> dict[str, list]:
 _MESSAGES = {"volfrac -inf": "volume fraction in (0, 1]", "negative size": "WIDTHxHEIGHT",
              "volfrac without material": "at least one", "seed beyond the store": "[0, 2**32)",
              "extent that overflows": "up to 1e+06",
-             "a seed twice": "--seed lists 1 more than once"}
+             "a seed twice": "--seed lists 1 more than once",
+             "unknown family": "did you mean 'mbb_beam'?",
+             "unknown problem": "did you mean 'mbb_beam_96x32_0.5'"}
 
 
 def test_usage_errors_exit_2_with_one_line(tmp_path, stored, nrto):

@@ -22,10 +22,10 @@ start); :attr:`BenchmarkCell.run_seed` is the seed of a :class:`studies.store.Ru
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from solvers.names import did_you_mean
 from studies.benchmark.analysis import CNN_METHOD, CONSTANT_SEED, LARGE_ELEMENTS, METHODS
 
 __all__ = [
@@ -199,10 +199,9 @@ def select_tasks(selection: str | Iterable[str] = "all") -> tuple[str, ...]:
         elif word in names:
             chosen.add(word)
         else:
-            close = difflib.get_close_matches(str(word), list(names), n=3, cutoff=0.6)
-            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else \
-                f"; use {', '.join(TASK_GROUPS)} or a task name (`nrto problems`)"
-            raise ValueError(f"unknown task {word!r}{hint}")
+            hint = (did_you_mean(word, names)
+                    or f"use {', '.join(TASK_GROUPS)} or a task name (`nrto problems`)")
+            raise ValueError(f"unknown task {word!r}; {hint}")
     return tuple(name for name in names if name in chosen)
 
 

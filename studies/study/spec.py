@@ -40,7 +40,6 @@ Conventions:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import itertools
 import json
@@ -54,6 +53,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from solvers.names import did_you_mean
 from solvers.result import RecordOptions
 from studies.jsontext import loads_json, loads_toml
 
@@ -112,8 +112,8 @@ def _check_keys(data: Mapping[str, Any], allowed: Iterable[str], where: str) -> 
     allowed = tuple(allowed)
     for key in data:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(key, allowed, n=1)
+            hint = f"{hint} " if hint else ""
             raise StudyError(f"{where}: unknown key {key!r}; {hint}valid keys: "
                              f"{', '.join(allowed)}")
 
