@@ -239,6 +239,9 @@ def shortfall(needed: float) -> int | None:
 
 
 _RUN_ADVICE = "use a smaller --size, fewer --jobs, or --ignore-memory-check to run anyway"
+# where what the run keeps is the largest part, a smaller design would not help
+_RECORDING_ADVICE = ("use fewer --steps, keep fewer iterates (--iterates-every) or pairs "
+                     "(--no-pairs), fewer --jobs, or --ignore-memory-check to run anyway")
 
 
 def check_memory(estimates: Sequence[MemoryEstimate], *, jobs: int = 1,
@@ -255,7 +258,9 @@ def check_memory(estimates: Sequence[MemoryEstimate], *, jobs: int = 1,
         available: bytes available (default: :func:`available_memory`; where that is None, e.g.
             on a system without ``/proc/meminfo``, nothing is checked).
         workers: how the message names the workers (``"--jobs"`` for the command line).
-        advice: the message's last clause, what to do instead.
+        advice: the message's last clause, what to do instead (the command line's default
+            advice names the recording options instead of --size where what the largest run
+            keeps is its largest part).
 
     Raises:
         InsufficientMemoryError: the estimate exceeds the available memory; the message names
@@ -272,6 +277,8 @@ def check_memory(estimates: Sequence[MemoryEstimate], *, jobs: int = 1,
         return
     worst = together[0]
     parts = ", ".join(f"{name} {format_bytes(size)}" for name, size in worst.largest())
+    if advice == _RUN_ADVICE and worst.largest(1)[0][0] == "recording":
+        advice = _RECORDING_ADVICE
     if len(together) > 1:
         what = (f"{len(together)} runs at once ({workers} {jobs}) need about "
                 f"{format_bytes(needed)} ({needed:.3g} bytes; the largest, {worst.label}: "

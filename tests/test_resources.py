@@ -68,6 +68,21 @@ def test_check_memory_counts_runs_alive_together():
     resources.check_memory([], available=0)
 
 
+def test_a_refusal_names_what_would_shrink_the_largest_part():
+    big = resources.estimate_run_memory(_config(512, 256))
+    with pytest.raises(resources.InsufficientMemoryError, match="smaller --size") as refused:
+        resources.check_memory([big], available=big.total - 1)
+    assert "--steps" not in str(refused.value)
+    # a tiny design whose recording is huge: a smaller --size would not help
+    kept = resources.estimate_run_memory(_config(16, 8, steps=10 ** 9,
+                                                 record=RecordOptions(iterates_every=1)))
+    assert kept.largest(1)[0][0] == "recording"
+    with pytest.raises(resources.InsufficientMemoryError, match="fewer --steps") as refused:
+        resources.check_memory([kept], available=2 ** 30)
+    assert "--iterates-every" in str(refused.value) and "--size" not in str(refused.value)
+    with pytest.raises(resources.InsufficientMemoryError, match="use a smaller problem$"):
+        resources.check_memory([kept], available=2 ** 30, advice="use a smaller problem")
+
 def test_memory_estimate_grows_with_what_is_recorded_and_the_model():
     plain = resources.estimate_run_memory(_config(64, 32, steps=100))
     every = resources.estimate_run_memory(_config(64, 32, steps=100,
