@@ -57,6 +57,16 @@ def test_cli_lists_items_and_reproduce_is_a_target_group(capsys):
     assert "table-3.3" in out and "fig-c.16" in out
     assert main(["reproduce", "thesis", "--items", "fig-9.9", "--no-run",
                  "--out", "/nonexistent/x"]) == 2
+    capsys.readouterr()
+    # one line in the format of every other nrto error, with the likely item
+    assert main(["reproduce", "thesis", "--items", "tabel-3.3", "--no-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nrto reproduce thesis: error: unknown item 'tabel-3.3'; did you mean "
+                          "'table-3.3'"), err
+    assert main(["reproduce", "thesis", "--items", "fig-9.9", "tabel-3.3", "--no-run"]) == 2
+    assert "unknown items 'fig-9.9', 'tabel-3.3'; known: table-3.3," in capsys.readouterr().err
+    assert main(["reproduce", "thesis", "--jobs", "0", "--no-run"]) == 2
+    assert capsys.readouterr().err == "nrto reproduce thesis: error: --jobs must be >= 1; got 0\n"
 
 
 @pytest.mark.parametrize("target", ["thesis", "paper-benchmark"])

@@ -38,6 +38,7 @@ def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_
     Raises:
         StudyError: an unknown item, a folder of another spec, or an executor problem.
     """
+    from solvers.names import did_you_mean
     from studies.study import StudyError, make_executor, run_study, tune_study, tuned_values
 
     from .items import EVALUATED_AFTER_TUNING, ITEMS, Context
@@ -46,7 +47,10 @@ def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_
     names = list(items) if items else list(ITEMS)
     unknown = [n for n in names if n not in ITEMS]
     if unknown:
-        raise StudyError(f"unknown item(s) {unknown}; known: {', '.join(ITEMS)}")
+        hint = (len(unknown) == 1 and did_you_mean(unknown[0], ITEMS)
+                or f"known: {', '.join(ITEMS)} (see --list)")
+        raise StudyError(f"unknown item{'s' * (len(unknown) > 1)} "
+                         f"{', '.join(map(repr, unknown))}; {hint}")
     ctx = Context(Path(out), quick=quick, upsampling=upsampling, progress=progress)
     keys = list(dict.fromkeys(k for n in names for k in ITEMS[n].studies))
     if run and keys:
@@ -124,8 +128,9 @@ def _run_thesis(args: argparse.Namespace) -> int:
         out = Path("results/thesis-quick" if args.quick else "results/thesis")
         if args.upsampling == "bilinear":
             out = out / "paper-architecture"
+    prog = "nrto reproduce thesis"
     if args.jobs < 1:
-        print("error: --jobs must be >= 1", file=sys.stderr)
+        print(f"{prog}: error: --jobs must be >= 1; got {args.jobs}", file=sys.stderr)
         return 2
     try:
         sections = reproduce_thesis(args.items, out=out, quick=args.quick, jobs=args.jobs,
@@ -133,7 +138,7 @@ def _run_thesis(args: argparse.Namespace) -> int:
                                     upsampling=args.upsampling, run=not args.no_run,
                                     force=args.force)
     except StudyError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     for name, section in sections.items():
         trials = f"{section.trials_done}/{section.trials_total} tuning trials, " \
