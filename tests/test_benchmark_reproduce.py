@@ -80,6 +80,11 @@ def test_quick_end_to_end(quick_run):
     assert "**21 of 21** run cells are done." in report
     assert "| quick | 21 | 21 |" in report
     assert "CPU-hours spent on the runs done" in report
+    # the runs behind the values: 3 tasks; the CNN one seed each, the pixel methods two
+    assert "| cnn-lbfgs | 3 | 1 | 0 |" in report
+    for method in METHODS[1:]:
+        assert f"| {method} | 3 | 2 | -1 0 |" in report
+    assert "the two samples agree" not in report   # the pixel methods have two runs per task
     # a second invocation runs nothing and rewrites the same result files
     before = {name: (quick_run / name).read_bytes() for name in RESULT_FILES}
     assert main([*QUICK, "--out", str(quick_run)]) == 0
@@ -236,3 +241,23 @@ def test_a_local_pool_gives_the_same_records(quick_run, tmp_path):
     expected = _deterministic(quick_run)
     got = _deterministic(tmp_path)
     assert len(got) == 2 and all(got[key] == expected[key] for key in got)
+
+
+def test_the_report_says_how_many_runs_stand_behind_each_value():
+    import xarray as xr
+
+    from studies.benchmark.reproduce import _seed_lines
+
+    times = np.full((3, 4, 3), np.nan)                # (problem, method, seed -1 0 1)
+    times[:, 0, 1] = 10.0                             # the CNN: seed 0 on every task
+    times[:2, 1:, 0] = 1.0                            # the pixel methods: s = -1 on two tasks
+    dataset = xr.Dataset({"elapsed_time": (("problem", "method", "seed"), times)},
+                         coords={"problem": ["a", "b", "c"], "method": list(METHODS),
+                                 "seed": [-1, 0, 1]})
+    text = "\n".join(_seed_lines(dataset))
+    assert "| cnn-lbfgs | 3 | 1 | 0 |" in text and "| pixels-oc | 2 | 1 | -1 |" in text
+    assert "the two samples agree on every task compared" in text
+    times[0, 0, 2] = 10.0                             # a second CNN seed on one task
+    text = "\n".join(_seed_lines(dataset))
+    assert "| cnn-lbfgs | 3 | 1-2 (median 1) | 0 1 |" in text
+    assert "agree" not in text

@@ -271,6 +271,35 @@ def _time_lines(dataset: xr.Dataset) -> list[str]:
     return lines
 
 
+def _seed_lines(dataset: xr.Dataset) -> list[str]:
+    """Runs per task behind each method's values: the paper's typical CNN value is a median
+    over seeds 0-100, its typical pixel values the constant start alone (s = -1); the best of
+    ensemble is the minimum over every seed run."""
+    from studies.benchmark.analysis import METHODS
+
+    lines = ["", "Runs per task behind the values (the paper: CNN seeds 0-100, whose median "
+                 "is the typical value; pixel methods seeds -1-100, the typical value being "
+                 "the constant start s = -1; the best of ensemble is the minimum over every "
+                 "seed run):", "",
+             "| method | tasks | runs per task | seeds |", "|---|---|---|---|"]
+    most = 0
+    for method in METHODS:
+        ran = np.isfinite(dataset["elapsed_time"].sel({"method": method}).values)  # (task, seed)
+        counts = ran.sum(axis=1)[ran.any(axis=1)]
+        if not counts.size:
+            continue
+        most = max(most, int(counts.max()))
+        seeds = dataset["seed"].values[ran.any(axis=0)]
+        spread = f"{counts.min()}" if counts.min() == counts.max() else \
+            f"{counts.min()}-{counts.max()} (median {np.median(counts):g})"
+        lines.append(f"| {method} | {counts.size} | {spread} | "
+                     f"{' '.join(str(int(s)) for s in seeds)} |")
+    if most == 1:
+        lines += ["", "With one run per task and method so far, the two samples agree on every "
+                      "task compared (its one run is both); they part once the small-seeds "
+                      "stage has run."]
+    return lines
+
 def filtered_volumes(found: BenchmarkRecords) -> dict[tuple[str, str, int], tuple[float, float]]:
     """The filtered volume each run's final design uses: ``{(task, method, seed): (volume,
     volume_fraction)}``, ``volume`` the mean physical density over the task's mask.
@@ -348,6 +377,7 @@ def write_benchmark_outputs(out: str | os.PathLike, *, steps: int,
         lines += ["", f"{len(found.ignored)} records in `records/` are other budgets or "
                       f"settings and are not part of these results."]
     dataset = found.dataset(step)
+    lines += _seed_lines(dataset)
     lines += _time_lines(dataset)
     lines += _volume_lines(filtered_volumes(found))
     return write_outputs(out, dataset, cells=cells.values(), done=found.done, step=step,
