@@ -34,3 +34,23 @@ def test_write_outputs(tmp_path):
     assert "CPU-hours spent on the runs done: **0.23**." in report  # 14 runs x 60 s
     assert "![Final designs (the run behind each typical value)](designs.png)" in report
     assert "Projected for one seed of all 116 tasks: not yet" in report  # no large task ran
+
+
+def test_a_full_disk_leaves_the_previous_report_whole(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import pytest
+
+    from studies.benchmark.report import _write_atomically
+    from studies.outputs import NoSpaceError
+
+    report = _write_atomically(tmp_path / "REPORT.md", "old report\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(NoSpaceError, match="REPORT.md"):
+        _write_atomically(report, "new report\n" * 1000)
+    assert report.read_text() == "old report\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["REPORT.md"]   # no temporary file left

@@ -58,14 +58,13 @@ def _number(value: float) -> str:
 
 
 def _write_atomically(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) so that a reader sees the old file or the new one, never half of
+    one; a full disk is one :class:`~studies.outputs.NoSpaceError` and leaves the old file."""
+    from studies.study.records import atomic_write_bytes
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)  # a reader sees the old file or the new one, never half of one
+    atomic_write_bytes(path, text.encode("utf-8"))
     return path
 
 
