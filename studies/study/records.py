@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from studies.jsontext import loads_json
-from studies.outputs import no_space_error
+from studies.outputs import atomic_output
 
 from .spec import Cell, Study, StudyError, canonical_json
 
@@ -78,25 +78,8 @@ class DamagedRecord(StudyError):
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temporary file, fsync, rename, fsync folder); a
     full file system is :class:`~studies.outputs.NoSpaceError` naming ``path``."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException as error:
-        temporary.unlink(missing_ok=True)
-        full = no_space_error(path, error)
-        if full is not None:
-            raise full from None
-        raise
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with atomic_output(path, suffix="") as temporary:
+        temporary.write_bytes(data)
 
 
 def read_derived_json(path: Path) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import numpy as np
 
 from solvers.result import OptimizationResult
 from studies.jsontext import loads_json
-from studies.outputs import no_space_error
+from studies.outputs import atomic_output
 from studies.reader import foreign_storage
 
 __all__ = ["RUN_FORMAT", "Checkpoint", "DamagedRunFile", "read_checkpoint", "write_checkpoint"]
@@ -100,41 +99,28 @@ def write_checkpoint(path: Path, cell: Mapping[str, Any], result: OptimizationRe
     :class:`~studies.outputs.NoSpaceError` naming ``path``."""
     import h5py
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(temporary, "w") as handle:
-            handle.attrs.update({"format": RUN_FORMAT, "cell": json.dumps(dict(cell)),
-                                 "partial": bool(partial), "best_loss": float(best_loss),
-                                 "best_evaluation": int(best_evaluation),
-                                 "wall_s": float(wall_s), "cpu_s": float(cpu_s)})
-            group = handle.create_group("result")
-            fields = {}
-            for field in dataclasses.fields(result):
-                value = getattr(result, field.name)
-                if field.name == "state":
-                    if value is not None:
-                        state = group.create_group("state")
-                        _write_tree(state, value.to_dict())
-                        kind = type(value)
-                        state.attrs["class"] = f"{kind.__module__}:{kind.__qualname__}"
-                elif isinstance(value, np.ndarray):
-                    group.create_dataset(field.name, data=value)
-                else:
-                    fields[field.name] = value
-            group.attrs["fields"] = json.dumps(fields, allow_nan=True)
-            if best_x is not None:
-                handle.create_dataset("best_x", data=np.asarray(best_x, np.float64))
-        with open(temporary, "rb+") as stream:
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException as error:
-        temporary.unlink(missing_ok=True)
-        full = no_space_error(path, error)
-        if full is not None:
-            raise full from None
-        raise
+    with atomic_output(path, suffix="") as temporary, h5py.File(temporary, "w") as handle:
+        handle.attrs.update({"format": RUN_FORMAT, "cell": json.dumps(dict(cell)),
+                             "partial": bool(partial), "best_loss": float(best_loss),
+                             "best_evaluation": int(best_evaluation),
+                             "wall_s": float(wall_s), "cpu_s": float(cpu_s)})
+        group = handle.create_group("result")
+        fields = {}
+        for field in dataclasses.fields(result):
+            value = getattr(result, field.name)
+            if field.name == "state":
+                if value is not None:
+                    state = group.create_group("state")
+                    _write_tree(state, value.to_dict())
+                    kind = type(value)
+                    state.attrs["class"] = f"{kind.__module__}:{kind.__qualname__}"
+            elif isinstance(value, np.ndarray):
+                group.create_dataset(field.name, data=value)
+            else:
+                fields[field.name] = value
+        group.attrs["fields"] = json.dumps(fields, allow_nan=True)
+        if best_x is not None:
+            handle.create_dataset("best_x", data=np.asarray(best_x, np.float64))
 
 
 def read_checkpoint(path: Path, key: str | None = None) -> Checkpoint | None:
