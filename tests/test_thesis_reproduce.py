@@ -142,3 +142,33 @@ def test_quick_every_item_end_to_end(tmp_path):   # ~2 CPU-minutes: issue 9 want
     # GD is deterministic: on one machine GD 2000's first steps are GD 700's, bit for bit
     assert re.search(r"\((\d+) pairs, \1 bit-identical\)", sections["table-3.2"].reading), \
         sections["table-3.2"].reading
+
+
+def test_conclusions_read_the_paper_architecture_at_both_steps(tmp_path):
+    """The bilinear rerun (issue 9 item 2) joins conclusions.csv at the published steps and,
+    once its own tuning has run, at its tuned steps."""
+    paper = tmp_path / "paper-architecture"
+    reproduce_thesis(["table-3.3"], out=paper, quick=True, upsampling="bilinear", tune=True,
+                     progress=False)
+    reproduce_thesis(["conclusions"], out=tmp_path, quick=True, progress=False)
+    with open(tmp_path / "conclusions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    variants = {(r["architecture"], r["fixed_steps"]) for r in rows}
+    assert variants == {("transpose", "published"), ("bilinear", "published"),
+                        ("bilinear", "tuned")}, variants
+    codes = {r["code"] for r in rows if r["architecture"] == "bilinear"}
+    assert codes and all(code.startswith("NN") for code in codes)
+    # the tuned variant's fixed-step evidence comes from the bilinear tuned rows
+    with open(paper / "table-3.3-cnn-tuned.csv", newline="") as handle:
+        tuned = {(r["penal"], r["problem"], r["optimizer"]): float(r["median_final_loss"])
+                 for r in csv.DictReader(handle)}
+    checked = 0
+    for row in rows:   # on the codes the (quick) tuning covers
+        penal, problem = row["code"][2], row["code"][3]
+        candidates = [v for (p, q, _), v in tuned.items() if p == penal and q == problem]
+        if row["fixed_steps"] != "tuned" or row["conclusion"] != "line-search" or not candidates:
+            continue
+        best = float(row["evidence"].split("best fixed step ")[1].split()[1])
+        assert any(abs(best - v) <= 5e-4 * abs(v) for v in candidates), (row, candidates)
+        checked += 1
+    assert checked >= 1
