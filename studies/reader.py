@@ -33,6 +33,7 @@ from studies.jsontext import loads_json
 __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
+    "STUDY_RUN_FORMAT",
     "AnalysisSummary",
     "BrokenRunError",
     "Provenance",
@@ -49,6 +50,9 @@ __all__ = [
 
 SCHEMA = "nrto-results"
 SCHEMA_VERSION = 1
+# the ``format`` attribute of a study's run files (studies.study.runfile), told apart from
+# results files so that opening one says how to read it
+STUDY_RUN_FORMAT = "nrto-study-run"
 _RUN_ID = re.compile(r"^run-(\d{4,})$")
 _ANALYSIS_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -239,6 +243,10 @@ def _open(path: Path):
         raise StoreFormatError(f"{path} is not an HDF5 file (not an nrto results file)") from None
     with handle:
         schema = handle.attrs.get("schema")
+        if schema is None and _text(handle.attrs.get("format", "")) == STUDY_RUN_FORMAT:
+            raise StoreFormatError(f"{path} is a study's run file (one cell of a study), not an "
+                                   f"nrto results file; `nrto study export {path} --out "
+                                   f"FILE.h5` copies it into one that every nrto command reads")
         if schema is None or _text(schema) != SCHEMA:
             found = "no schema attribute" if schema is None else f"schema {_text(schema)!r}"
             raise StoreFormatError(f"{path} is an HDF5 file but not an nrto results file "
@@ -318,7 +326,7 @@ _ATTRIBUTE_READERS = {"str": lambda v: _text(v), "int": int, "float": float, "bo
 
 
 def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _sorted_ids(runs) -> list[str]:

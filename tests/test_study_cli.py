@@ -249,3 +249,93 @@ def test_figure_names_of_labels_are_distinct_and_short():
     assert len(set(names.values())) == len(labels)
     assert all(len(name) < 80 and not name.startswith(".") and "/" not in name
                for name in names.values())
+
+
+def test_export_makes_study_runs_readable_by_every_nrto_command(tmp_path, capsys):
+    """A study's run files are not results files; `nrto study export` copies them into one whose
+    configs rebuild the very objective each cell ran (the loss at the stored final iterate is
+    the recorded one), and `nrto inspect` on a run file says so instead of a bare refusal."""
+    import numpy as np
+
+    from studies.runner import build_objective
+    from studies.store import ResultsFile
+
+    spec = _spec(tmp_path, problems=["mbb_beam_96x32_0.5"], models=["pixel"], seeds=[-1],
+                 steps=[4], report_steps=[2], penalties=[1.0, 3.0],
+                 methods=[{"name": "OC", "optimizer": "oc"},
+                          {"name": "LBFGS", "optimizer": "lbfgs", "options": {"memory": 3}}])
+    out = tmp_path / "study"
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 0
+    run_files = sorted((out / "runs").glob("*.h5"))
+    assert len(run_files) == 4
+    capsys.readouterr()
+    assert nrto(["inspect", str(run_files[0])]) == 2
+    assert "is a study's run file" in capsys.readouterr().err
+    results = tmp_path / "exported.h5"
+    assert main(["export", *map(str, run_files), "--out", str(results)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 4 and all(" -> " in line and "run-000" in line for line in printed)
+    stored = ResultsFile(results)
+    assert len(stored.run_ids()) == 4
+    seen = set()
+    for run_id in stored.run_ids():
+        run = stored.read(run_id)
+        config, result = run.config, run.result
+        assert not run.partial and run.label == config.label
+        seen.add((config.penal, config.optimizer, dict(config.options).get("memory")))
+        loss = build_objective(config).value(np.asarray(result.x))
+        assert loss == pytest.approx(result.loss_per_iterate[-1], rel=1e-9), (config, loss)
+    assert seen == {(1.0, "oc", None), (3.0, "oc", None), (1.0, "lbfgs", 3), (3.0, "lbfgs", 3)}
+    assert nrto(["inspect", str(results)]) == 0
+    # refused before anything is written: a results file, a missing file, a toy run
+    toy = tmp_path / "toy"
+    assert main(["run", str(_spec(tmp_path, "toy.json", seeds=[0], steps=[3],
+                                  methods=[{"name": "LBFGS", "optimizer": "lbfgs"}],
+                                  problems=["toy/rosenbrock"])),
+                 "--out", str(toy), "--no-progress"]) == 0
+    capsys.readouterr()
+    fresh = tmp_path / "fresh.h5"
+    for bad, fragment in ((results, "already a results file"),
+                          (tmp_path / "none.h5", "no such run file"),
+                          (next((toy / "runs").glob("*.h5")), "toy problem")):
+        _one_line_usage_error(capsys, ["export", str(run_files[0]), str(bad), "--out",
+                                       str(fresh)], fragment)
+    assert not fresh.exists()
+
+
+def test_an_exported_checkpoint_resumes_as_the_study_would_have(tmp_path, monkeypatch, capsys):
+    """The checkpoint of an interrupted cell exports as a partial run; `nrto resume` continues
+    it to the very run the study gives when it continues the cell itself."""
+    import solvers
+    from studies.store import ResultsFile
+
+    real = solvers.optimize
+
+    def interrupted(objective, method, *, callback=None, **options):
+        def stop(info):
+            if callback is not None:
+                callback(info)
+            if info.iteration >= 12:
+                raise KeyboardInterrupt
+        return real(objective, method, callback=stop, **options)
+
+    spec = _spec(tmp_path, problems=["mbb_beam_96x32_0.5"], models=["pixel"], seeds=[-1],
+                 steps=[60], checkpoint_every=5,
+                 methods=[{"name": "LBFGS", "optimizer": "lbfgs"}])
+    out = tmp_path / "study"
+    monkeypatch.setattr(solvers, "optimize", interrupted)
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 130
+    monkeypatch.setattr(solvers, "optimize", real)
+    run_file = next((out / "runs").glob("*.h5"))
+    exported = tmp_path / "exported.h5"
+    assert main(["export", str(run_file), "--out", str(exported)]) == 0
+    assert ResultsFile(exported).read(0).partial
+    assert nrto(["resume", str(exported), "--no-progress"]) == 0
+    assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 0   # the study's way
+    finished = tmp_path / "finished.h5"
+    assert main(["export", str(run_file), "--out", str(finished)]) == 0
+    mine, theirs = ResultsFile(exported).read(0), ResultsFile(finished).read(0)
+    assert not mine.partial and mine.result.iterations > 12
+    assert mine.result.evaluations == theirs.result.evaluations
+    assert (mine.result.loss_per_evaluation == theirs.result.loss_per_evaluation).all()
+    assert (mine.result.x == theirs.result.x).all()

@@ -7,6 +7,7 @@ Commands::
     nrto study tune SPEC [--out DIR] [executor options] [--shard I/N] [--force] [--max-trials K]
     nrto study status DIR [--json]
     nrto study report DIR [--per-seed]
+    nrto study export RUN_FILE [RUN_FILE ...] --out FILE.h5
 
 ``run`` first runs the tuning stage when the spec has one, then the evaluation cells; rerunning
 it continues where it stopped. ``--out`` defaults to ``results/studies/<name>``. Exit status: 0
@@ -84,6 +85,12 @@ def add_study_commands(subparsers, commands: dict | None = None) -> argparse.Arg
     report.add_argument("dir", help="the study's results folder")
     report.add_argument("--per-seed", action="store_true",
                         help="also draw the raw loss curve of every seed")
+    export = sub.add_parser("export", help="copy run files into a results file that nrto "
+                                           "inspect, plot, resume and the analyses read")
+    export.add_argument("run_files", nargs="+", metavar="RUN_FILE",
+                        help="a study's run files (<study folder>/runs/<cell key>.h5)")
+    export.add_argument("--out", required=True, metavar="FILE.h5",
+                        help="results file (created, or the runs are added)")
     if commands is not None:
         commands["study"] = study_command
     return study
@@ -210,8 +217,16 @@ def _command_report(args) -> int:
     return EXIT_OK
 
 
+def _command_export(args) -> int:
+    from .export import export_runs
+
+    for run in export_runs(args.run_files, args.out):
+        print(f"{run.run_file} -> {args.out} {run.run_id} ({run.label})")
+    return EXIT_OK
+
+
 _HANDLERS = {"run": _command_run, "tune": _command_tune, "status": _command_status,
-             "report": _command_report}
+             "report": _command_report, "export": _command_export}
 
 
 def study_command(args) -> int:

@@ -33,11 +33,11 @@ import numpy as np
 from solvers.result import OptimizationResult
 from studies.jsontext import loads_json
 from studies.outputs import atomic_output
-from studies.reader import foreign_storage
+from studies.reader import STUDY_RUN_FORMAT, foreign_storage
 
 __all__ = ["RUN_FORMAT", "Checkpoint", "DamagedRunFile", "read_checkpoint", "write_checkpoint"]
 
-RUN_FORMAT = "nrto-study-run"
+RUN_FORMAT = STUDY_RUN_FORMAT
 
 
 class DamagedRunFile(OSError):
