@@ -301,6 +301,10 @@ def test_export_makes_study_runs_readable_by_every_nrto_command(tmp_path, capsys
         _one_line_usage_error(capsys, ["export", str(run_files[0]), str(bad), "--out",
                                        str(fresh)], fragment)
     assert not fresh.exists()
+    # nor over a run file, whatever it is called
+    err = _one_line_usage_error(capsys, ["export", str(run_files[0]), "--out",
+                                         str(run_files[1])], "is a study's run file")
+    assert err.startswith("nrto study export: error: ")
 
 
 def test_an_exported_checkpoint_resumes_as_the_study_would_have(tmp_path, monkeypatch, capsys):

@@ -239,10 +239,11 @@ def study_command(args) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     from studies.outputs import OutputError
+    from studies.store import StoreError
 
     try:
         return _HANDLERS[args.study_command](args)
-    except (StudyError, OutputError) as error:  # e.g. a full disk: one line, this command's
+    except (StudyError, OutputError, StoreError) as error:  # e.g. a full disk: one line
         if getattr(args, "debug", False):
             raise
         print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
