@@ -176,8 +176,14 @@ def problem_fields(name: str, size: tuple[int, int] | None = None,
     elif name in FAMILIES:
         if size is None or volume_fraction is None:
             examples = [t.name for t in TASKS if t.family == name][:2]
+            missing = " and ".join(flag for flag, value in (("--size WxH", size),
+                                                            ("--volfrac F", volume_fraction))
+                                   if value is None)
+            fractions = sorted({t.volume_fraction for t in TASKS if t.family == name})
+            used = f" (its tasks use {', '.join(f'{f:g}' for f in fractions)})" \
+                if size is not None and fractions else ""
             raise ConfigurationError(
-                f"{name!r} is a problem family: give --size WxH and --volfrac F"
+                f"{name!r} is a problem family: give {missing}{used}"
                 + (f", or a task name such as {' or '.join(examples)}" if examples else ""))
         family, params = name, {}
     else:

@@ -80,6 +80,8 @@ def _error_cases(tmp_path: Path, stored: Path) -> dict[str, list]:
         "extent that overflows": ["surface", stored, "--run", 0, "--extent", "1e308"],
         "a seed twice": ["optimize", *TINY, "--optimizer", "lbfgs", "--steps", 3, "--seed", 0,
                          1, "--seed", 1, *out],
+        "family without volfrac": ["optimize", *TINY[:4], *TINY[6:], "--optimizer", "oc",
+                                   "--steps", 3, *out],
     }
 
 
@@ -89,7 +91,8 @@ _MESSAGES = {"volfrac -inf": "volume fraction in (0, 1]", "negative size": "WIDT
              "extent that overflows": "up to 1e+06",
              "a seed twice": "--seed lists 1 more than once",
              "unknown family": "did you mean 'mbb_beam'?",
-             "unknown problem": "did you mean 'mbb_beam_96x32_0.5'"}
+             "unknown problem": "did you mean 'mbb_beam_96x32_0.5'",
+             "family without volfrac": "give --volfrac F (its tasks use 0.3, 0.4, 0.5)"}
 
 
 def test_usage_errors_exit_2_with_one_line(tmp_path, stored, nrto):
