@@ -28,7 +28,7 @@ def test_quick_fig_b1_is_convex_and_reported(tmp_path):
     assert "QUICK toy run" in report
     for name in ITEMS:
         assert f"(`{name}`)" in report
-    assert "Not built yet" in report            # every other item says so
+    assert "Not built yet: run `nrto reproduce thesis --quick --items" in report  # every other
     assert sections["fig-b.1"].cells_total == 0
     # a committed cache that a bad merge damaged is one line saying how to recover, not a
     # traceback (and not silently recomputed: that may need run files a checkout lacks)
@@ -150,7 +150,13 @@ def test_conclusions_read_the_paper_architecture_at_both_steps(tmp_path):
     paper = tmp_path / "paper-architecture"
     reproduce_thesis(["table-3.3"], out=paper, quick=True, upsampling="bilinear", tune=True,
                      progress=False)
+    report = (paper / "REPORT.md").read_text()
+    assert "This folder is the rerun with the paper's bilinear CNN" in report
+    # an item not built here is told with this folder's flags
+    assert "Not built yet: run `nrto reproduce thesis --quick --upsampling bilinear --items " \
+           "fig-3.4`" in report
     reproduce_thesis(["conclusions"], out=tmp_path, quick=True, progress=False)
+    assert "This folder is the rerun" not in (tmp_path / "REPORT.md").read_text()
     with open(tmp_path / "conclusions.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     variants = {(r["architecture"], r["fixed_steps"]) for r in rows}

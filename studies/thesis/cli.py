@@ -80,9 +80,17 @@ def reproduce_thesis(items: Sequence[str] | None = None, *, out: Path = DEFAULT_
     for key in dict.fromkeys(k for item in ITEMS.values() for k in item.studies):
         if ctx.folder(key).spec_path.exists():
             total += ctx.status(key).cpu_s
-    write_report(ctx.out, ITEMS, intro=f"Compute of all study records so far (each run counted "
-                                       f"once, tuning trials included): {total / 3600:.3f} "
-                                       "CPU-hours.", studies_cpu_s=total)
+    intro = (f"Compute of all study records so far (each run counted once, tuning trials "
+             f"included): {total / 3600:.3f} CPU-hours.")
+    command = "nrto reproduce thesis" + " --quick" * quick
+    if upsampling != "transpose":
+        command += f" --upsampling {upsampling}"
+        intro = (f"**This folder is the rerun with the paper's {upsampling} CNN** "
+                 f"(`--upsampling {upsampling}`, issue 9 item 2) in place of the thesis's "
+                 "transposed-convolution one; pixel runs still start from the transposed CNN's "
+                 "output. The thesis's own results, and the `conclusions` item that reads both "
+                 "CNNs, are in the REPORT.md of the folder above.\n\n" + intro)
+    write_report(ctx.out, ITEMS, intro=intro, studies_cpu_s=total, command=command)
     return sections
 
 

@@ -86,12 +86,14 @@ seeds) and reports both (`table-3.3-cnn-tuned.csv`).
 """
 
 
-def write_report(out: Path, items, *, intro: str = "", studies_cpu_s: float | None = None
-                 ) -> Path:
+def write_report(out: Path, items, *, intro: str = "", studies_cpu_s: float | None = None,
+                 command: str = "nrto reproduce thesis") -> Path:
     """Write ``<out>/REPORT.md`` from the sections stored under ``<out>/items``.
 
     ``studies_cpu_s``: the CPU of every study record, each run counted once, for the compute
     table's last row (items share studies, so their own rows do not add up to it).
+    ``command``: the command (with the flags of this folder, e.g. ``--upsampling bilinear``)
+    that an item not built yet is told to run.
     """
     out = Path(out)
     lines = [_HEADER, STEP_SIZE_CONCLUSION]
@@ -104,8 +106,7 @@ def write_report(out: Path, items, *, intro: str = "", studies_cpu_s: float | No
         path = out / "items" / f"{name}.json"
         lines.append(f"## {item.title} (`{name}`)\n")
         if not path.exists():
-            lines.append("Not built yet: run `nrto reproduce thesis --items "
-                         f"{name}`.\n")
+            lines.append(f"Not built yet: run `{command} --items {name}`.\n")
             continue
         section = read_derived_json(path)
         files = ", ".join(f"`{f}`" for f in section["files"]) or "none"
