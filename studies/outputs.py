@@ -191,7 +191,7 @@ def atomic_output(path: str | os.PathLike, *, suffix: str | None = None) -> Iter
     temporary = real.with_name(f"{temporary_prefix(real)}{os.getpid()}{suffix}")
     try:
         yield temporary
-        replace_with(temporary, real)
+        _put_in_place(temporary, real)   # ``real`` was checked above: no second probe
     except BaseException as error:
         temporary.unlink(missing_ok=True)
         full = no_space_error(real, error)
@@ -207,12 +207,17 @@ def replace_with(temporary: str | os.PathLike, path: str | os.PathLike) -> Path:
     Returns:
         The real path written. Raises :class:`OutputError` as :func:`check_output` does.
     """
-    temporary, real = Path(temporary), check_output(path)
+    real = check_output(path)
+    _put_in_place(Path(temporary), real)
+    return real
+
+
+def _put_in_place(temporary: Path, real: Path) -> None:
+    """fsync ``temporary``, give it ``real``'s mode, rename it over ``real``, fsync the folder."""
     _fsync(temporary)
     _keep_mode(real, temporary)
     os.replace(temporary, real)
     _fsync(_folder(real), directory=True)
-    return real
 
 
 def _keep_mode(real: Path, temporary: Path) -> None:

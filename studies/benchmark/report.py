@@ -62,10 +62,8 @@ def _write_atomically(path: str | os.PathLike, text: str) -> Path:
     one; a full disk is one :class:`~studies.outputs.NoSpaceError` and leaves the old file."""
     from studies.study.records import atomic_write_bytes
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, text.encode("utf-8"))
-    return path
+    atomic_write_bytes(Path(path), text.encode("utf-8"))   # creates a missing folder
+    return Path(path)
 
 
 def _tasks(tasks: Sequence[str] | None, problems: Sequence[str]) -> tuple[str, ...]:
