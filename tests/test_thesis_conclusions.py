@@ -1,6 +1,8 @@
 """The thesis's conclusions as checks: hand-made Table 3.3 rows with known verdicts."""
 import math
 
+import numpy as np
+
 from studies.thesis.conclusions import check_conclusions, summarize_checks
 
 
@@ -81,3 +83,26 @@ def test_summary_counts_per_p_and_names_the_failures():
     assert "memory-irrelevant holds on 2/3 codes (p=1 1/1, p=3 1/2), not on NN3B" in text
     assert "hessian-faster holds on 3/3 codes (p=1 1/1, p=3 2/2)" in text
     assert summarize_checks([]) == "nothing to check yet"
+
+
+def test_fewer_steps_means_reaching_gd_ls_loss_sooner_when_curves_are_given():
+    """GD_LS stalls at step 50 on a loss 30 % worse; L-BFGS passes that loss at evaluation 30
+    and goes on improving until 250: it reaches GD_LS's solution sooner."""
+    gd_ls = np.concatenate([np.linspace(100.0, 26.0, 51), np.full(650, 26.0)])
+    lbfgs = np.concatenate([np.linspace(100.0, 28.0, 31), np.linspace(28.0, 20.0, 221)[1:],
+                            np.full(50, 20.0)])
+    medians = dict(GOOD, GD_LS=26.0, LBFGS=20.0)
+    steps = {"LBFGS": 250, "GD_LS": 50}
+    rows = _rows(3, "B", medians, steps)
+    assert _verdicts(check_conclusions(rows))[("NN3B", "hessian-faster")] is False
+    curves = {"GD_LS": gd_ls, "LBFGS": lbfgs}
+    rows = [dict(r, median=curves.get(r["optimizer"])) for r in rows]
+    check = next(c for c in check_conclusions(rows) if c.conclusion == "hessian-faster")
+    reach = int(np.argmax(lbfgs <= 26.0 * 1.1))
+    assert reach == 30 and check.holds is True
+    assert f"evaluation {reach} (converged at 250), GD_LS converged at iteration 50" in \
+        check.evidence
+    # an L-BFGS curve that only gets there after GD_LS converged is not faster
+    rows = [dict(r, median=np.concatenate([np.full(60, 100.0), lbfgs[60:]]))
+            if r["optimizer"] == "LBFGS" else r for r in rows]
+    assert _verdicts(check_conclusions(rows))[("NN3B", "hessian-faster")] is False
