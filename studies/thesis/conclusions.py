@@ -147,10 +147,10 @@ def _hessian_faster(code: str, by: Mapping[str, Mapping]) -> Check:
                          _step(by.get("GD_LS")))
     faster = reach < gd_ls if not (math.isnan(reach) or math.isnan(gd_ls)) else None
     holds = None if faster is None else ratio <= 1.0 + SIMILAR and faster
+    when = "never" if reach == math.inf else f"at evaluation {reach:g}"
     return Check("hessian-faster", code, holds,
-                 f"LBFGS/GD_LS = {ratio:.3f}; LBFGS within {SIMILAR:.0%} of GD_LS's loss at "
-                 f"evaluation {reach:g} (converged at {own:g}), GD_LS converged at iteration "
-                 f"{gd_ls:g}")
+                 f"LBFGS/GD_LS = {ratio:.3f}; LBFGS within {SIMILAR:.0%} of GD_LS's loss {when} "
+                 f"(converged at {own:g}), GD_LS converged at iteration {gd_ls:g}")
 
 
 def _memory(code: str, by: Mapping[str, Mapping]) -> Check:
