@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import importlib.abc
 import importlib.machinery
 import os
@@ -154,7 +153,7 @@ def keep_freed_memory() -> bool:
     if _state.get("allocator") is not None:
         return _state["allocator"]
     try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+        mallopt = ctypes.CDLL(None).mallopt     # the process's own symbols: no library search
     except (OSError, AttributeError):
         _state["allocator"] = False
         return False
