@@ -154,7 +154,7 @@ def keep_freed_memory() -> bool:
         return _state["allocator"]
     try:
         mallopt = ctypes.CDLL(None).mallopt     # the process's own symbols: no library search
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):    # TypeError: Windows takes no None name
         _state["allocator"] = False
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int

@@ -64,3 +64,17 @@ def test_it_is_idempotent_and_says_whether_it_applied(monkeypatch):
     first = threads.keep_freed_memory()
     assert first is GLIBC
     assert threads.keep_freed_memory() is first
+
+
+def test_a_platform_without_a_process_symbol_table_is_left_alone(monkeypatch):
+    """On Windows ``ctypes.CDLL(None)`` raises TypeError; start-up must go on without mallopt."""
+    import ctypes
+
+    from studies import threads
+    monkeypatch.setitem(threads._state, "allocator", None)
+    monkeypatch.setenv("NRTO_KEEP_FREED_MEMORY", "1")
+
+    def no_none_name(name, *args, **kwargs):
+        raise TypeError("LoadLibrary() argument 1 must be str, not None")
+    monkeypatch.setattr(ctypes, "CDLL", no_none_name)
+    assert threads.keep_freed_memory() is False
